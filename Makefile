@@ -1,0 +1,63 @@
+# sbi-course: every target creates .venv on first use (CPU-only torch via constraints.txt).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8888
+# nbgrader calls `alembic`, so the venv's bin/ must be on PATH for every command.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export MPLBACKEND := Agg
+
+.PHONY: help venv lab test test-fast lint format exercises bench bench-hh grade-demo clean
+
+help:
+	@echo "make lab         start JupyterLab on the course (creates .venv on first use)"
+	@echo "make test        run the whole test suite"
+	@echo "make test-fast   the tests without notebooks and network training"
+	@echo "make lint        ruff check and format check"
+	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make grade-demo  autograde synthetic submissions and print a grade table"
+	@echo "make bench       run the benchmarks (see benchmarks/README.md)"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	@echo "Starting JupyterLab; open the http://127.0.0.1:$(PORT)/lab?token=... URL printed below."
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --allow-root \
+		--ServerApp.root_dir=$(CURDIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+exercises: $(STAMP)
+	$(BIN)/python -m sbi_course.grading generate
+
+grade-demo: $(STAMP)
+	$(BIN)/python -m sbi_course.grading demo
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+bench-hh: $(STAMP)
+	$(BIN)/python benchmarks/hodgkin_huxley_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache submitted autograded feedback release gradebook.db
