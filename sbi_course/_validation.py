@@ -23,7 +23,7 @@ def as_batch(
     """Return ``value`` as a float tensor of shape ``(N, dim)`` and whether it was unbatched.
 
     Args:
-        value: a tensor (or anything ``torch.as_tensor`` accepts) of shape ``(dim,)`` or ``(N, dim)``.
+        value: array-like of shape ``(dim,)`` or ``(N, dim)``.
         dim: the expected size of the last dimension.
         name: the argument's name, for the message (``"theta"``, ``"x_o"``).
         owner: who asks (a task or function name), for the message.
@@ -60,8 +60,7 @@ def as_batch(
     if not allow_nan and not torch.isfinite(value).all():
         bad = int((~torch.isfinite(value)).any(dim=-1).sum())
         raise ValueError(
-            f"{name} for {owner} contains NaN or infinite values in {bad} of "
-            f"{value.shape[0]} rows"
+            f"{name} for {owner} contains NaN or infinite values in {bad} of {value.shape[0]} rows"
         )
     return value, unbatched
 
