@@ -11,7 +11,8 @@ Nothing here calls ``plt.show()``: a script saves the figure (``fig.savefig(...)
 closes it (``plt.close(fig)``); a notebook shows it when the cell ends (assign the result,
 ``fig = pairplot(...)``, so that it is not shown twice). The course's look (a colour-blind
 friendly palette, no top and right spines) applies only inside these functions; your global
-matplotlib settings are left alone.
+matplotlib settings are left alone, unless you call :func:`use_style` to make the course's
+look the default for your own figures too.
 
 Example:
     >>> import matplotlib.pyplot as plt
@@ -24,7 +25,7 @@ Example:
     >>> plt.close(fig)
 """
 
-from sbi_course.plotting._style import PALETTE
+from sbi_course.plotting._style import PALETTE, use_style
 from sbi_course.plotting.calibration import coverage_plot, ecdf_band, sbc_rank_plot
 from sbi_course.plotting.pairplot import pairplot
 from sbi_course.plotting.progress import abc_epsilon_plot, loss_plot
@@ -32,6 +33,7 @@ from sbi_course.plotting.traces import trace_plot
 
 __all__ = [
     "PALETTE",
+    "use_style",
     "pairplot",
     "sbc_rank_plot",
     "coverage_plot",

@@ -21,6 +21,7 @@ __all__ = [
     "TRUTH_COLOR",
     "BAND_COLOR",
     "style",
+    "use_style",
     "to_numpy",
     "light_colormap",
     "figure_and_axes",
@@ -66,6 +67,15 @@ def style() -> Iterator[None]:
     """Apply the course's rc settings inside a ``with`` block only."""
     with plt.rc_context(RC):
         yield
+
+
+def use_style() -> None:
+    """Apply the course's look to every later plot (for notebooks: one call at the top).
+
+    Unlike the plotting functions, which restore the settings they change, this updates the
+    global ``matplotlib.rcParams`` on purpose, so that a notebook's own figures match.
+    """
+    plt.rcParams.update(RC)
 
 
 def to_numpy(value) -> np.ndarray:
