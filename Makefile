@@ -8,12 +8,13 @@ PORT ?= 8888
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: help venv lab test test-fast lint format exercises bench bench-hh grade-demo clean
+.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh grade-demo clean
 
 help:
 	@echo "make lab         start JupyterLab on the course (creates .venv on first use)"
 	@echo "make test        run the whole test suite"
 	@echo "make test-fast   the tests without notebooks and network training"
+	@echo "make test-browser  JupyterLab end-to-end tests in Chromium (apt-get install chromium)"
 	@echo "make lint        ruff check and format check"
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make grade-demo  autograde synthetic submissions and print a grade table"
@@ -38,6 +39,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
