@@ -1,0 +1,219 @@
+r"""Classifier two-sample test (C2ST): can a classifier tell two samples apart?
+
+Given samples :math:`X \sim P` and :math:`Y \sim Q`, label them 0 and 1, train a classifier
+on part of the pooled data and measure its accuracy on the rest (Lopez-Paz & Oquab, 2017).
+If :math:`P = Q` no classifier beats guessing, and the held-out accuracy is about **0.5**; if
+the two samples do not overlap at all, a good classifier reaches **1.0**. For equally many
+samples the best possible accuracy is :math:`\tfrac12 + \tfrac12 \mathrm{TV}(P, Q)`, half of
+one plus the total variation distance.
+
+In simulation-based inference, :math:`X` are reference posterior samples and :math:`Y` an
+estimator's samples; the sbibm benchmark (Lueckmann et al., 2021) reports this accuracy, so a
+lower number is better and 0.5 is perfect.
+
+Two modes:
+
+* ``"sbibm"``: the benchmark's exact recipe: z-score both samples with the mean and
+  standard deviation of ``X``; scikit-learn's ``MLPClassifier`` (ReLU, two hidden layers of
+  ``10 * dim`` units, Adam, up to 10,000 epochs, ``random_state=seed``); 5-fold shuffled
+  ``KFold`` with ``random_state=seed``; the mean held-out accuracy. Use it to compare with the
+  paper's numbers.
+* ``"fast"`` (default): the same z-scoring, network and 5 folds, but the 5 networks train
+  *together* as one batched ensemble in torch (one matrix product per layer serves all folds)
+  for a fixed budget (8 epochs, at least 300 steps) with a one-cycle learning-rate schedule,
+  instead of until the training loss stops improving. In 2-D it agrees with ``"sbibm"`` to
+  about 0.005 and is several times faster (tens of times in 10-D).
+
+The two modes differ on 10-D problems with little signal: there scikit-learn trains for
+hundreds of epochs, overfits, and reads *lower* than a well-trained classifier (by 0.03 to
+0.07 in our measurements, for example 0.54 instead of 0.59 for two 10-D Gaussians whose best
+possible accuracy is 0.60). ``"fast"`` is then the stronger, more honest test; use
+``"sbibm"`` only to compare with numbers from the sbibm paper.
+
+Example:
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> X, Y = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g)
+    >>> 0.4 < c2st(X, Y) < 0.6
+    True
+
+References:
+    Lopez-Paz & Oquab (2017), Revisiting classifier two-sample tests, ICLR.
+    Lueckmann, Boelts, Greenberg, Goncalves & Macke (2021), Benchmarking simulation-based
+    inference, AISTATS.
+    Smith & Topin (2019), Super-convergence: very fast training of neural networks using large
+    learning rates (the one-cycle schedule).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sbi_course._validation import as_batch
+
+__all__ = ["c2st"]
+
+
+def _z_score(X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+    """Standardise both samples with the mean and (unbiased) std of ``X``, as sbibm does."""
+    mean, std = X.mean(dim=0), X.std(dim=0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return (X - mean) / std, (Y - mean) / std
+
+
+def _c2st_sbibm(data: np.ndarray, target: np.ndarray, seed: int, num_folds: int) -> float:
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.neural_network import MLPClassifier
+
+    dim = data.shape[1]
+    classifier = MLPClassifier(
+        activation="relu",
+        hidden_layer_sizes=(10 * dim, 10 * dim),
+        max_iter=10_000,
+        solver="adam",
+        random_state=seed,
+    )
+    folds = KFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    scores = cross_val_score(classifier, data, target, cv=folds, scoring="accuracy")
+    return float(np.mean(scores))
+
+
+def _init_layer(num_nets: int, fan_in: int, fan_out: int, generator: torch.Generator):
+    """Weights like ``nn.Linear``'s default: uniform in +-1/sqrt(fan_in), for every net."""
+    bound = 1.0 / math.sqrt(fan_in)
+    weight = (2 * torch.rand(num_nets, fan_in, fan_out, generator=generator) - 1) * bound
+    bias = (2 * torch.rand(num_nets, 1, fan_out, generator=generator) - 1) * bound
+    return weight.requires_grad_(), bias.requires_grad_()
+
+
+def _ensemble_logits(layers: list[tuple[Tensor, Tensor]], inputs: Tensor) -> Tensor:
+    """Forward pass of F networks at once: inputs (F, B, dim) -> logits (F, B)."""
+    h = inputs
+    for i, (weight, bias) in enumerate(layers):
+        h = torch.baddbmm(bias, h, weight)
+        if i < len(layers) - 1:
+            h = torch.relu(h)
+    return h.squeeze(-1)
+
+
+def _c2st_fast(
+    data: Tensor,
+    target: Tensor,
+    seed: int,
+    num_folds: int,
+    num_epochs: int | None,
+    batch_size: int,
+    learning_rate: float,
+) -> float:
+    generator = torch.Generator().manual_seed(seed)
+    num_rows, dim = data.shape
+    # Shuffled folds of (almost) equal size; fold k is held out by network k.
+    fold_of_row = torch.empty(num_rows, dtype=torch.long)
+    fold_of_row[torch.randperm(num_rows, generator=generator)] = torch.arange(num_rows) % num_folds
+    train_rows = [torch.nonzero(fold_of_row != k).squeeze(1) for k in range(num_folds)]
+    num_train = min(len(rows) for rows in train_rows)
+
+    widths = [dim, 10 * dim, 10 * dim, 1]
+    layers = [
+        _init_layer(num_folds, a, b, generator)
+        for a, b in zip(widths[:-1], widths[1:], strict=True)
+    ]
+    parameters = [p for layer in layers for p in layer]
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+    steps_per_epoch = math.ceil(num_train / batch_size)
+    if num_epochs is None:
+        # Enough passes for large samples, and enough steps for small ones.
+        num_epochs = max(8, math.ceil(300 / steps_per_epoch))
+    # One-cycle: warm up to a large learning rate, then anneal; converges in few epochs.
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=learning_rate, total_steps=num_epochs * steps_per_epoch
+    )
+    for _ in range(num_epochs):
+        # Each network visits its own training rows in a fresh random order.
+        order = torch.stack(
+            [
+                rows[torch.randperm(len(rows), generator=generator)[:num_train]]
+                for rows in train_rows
+            ]
+        )
+        for start in range(0, num_train, batch_size):
+            batch = order[:, start : start + batch_size]
+            logits = _ensemble_logits(layers, data[batch])
+            # Sum over networks of each one's mean loss: the networks train independently.
+            loss = (
+                torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, target[batch], reduction="none"
+                )
+                .mean(dim=1)
+                .sum()
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+
+    correct = 0
+    with torch.no_grad():
+        for k in range(num_folds):
+            held_out = torch.nonzero(fold_of_row == k).squeeze(1)
+            single = [(w[k : k + 1], b[k : k + 1]) for w, b in layers]
+            logits = _ensemble_logits(single, data[held_out].unsqueeze(0))[0]
+            correct += int(((logits > 0).float() == target[held_out]).sum())
+    return correct / num_rows
+
+
+def c2st(
+    X: Tensor,
+    Y: Tensor,
+    *,
+    mode: str = "fast",
+    seed: int = 1,
+    num_folds: int = 5,
+    z_score: bool = True,
+    num_epochs: int | None = None,
+    batch_size: int = 512,
+    learning_rate: float = 1e-2,
+) -> float:
+    r"""Classifier two-sample test accuracy between samples ``X`` and ``Y``.
+
+    Args:
+        X: first sample (for example reference posterior samples), shape (N, D); a 1-D
+            tensor is read as N samples of dimension one.
+        Y: second sample (for example an estimator's samples), shape (M, D).
+        mode: ``"fast"`` (batched torch ensemble, the default) or ``"sbibm"`` (scikit-learn,
+            exactly as the sbibm benchmark).
+        seed: seed of the classifier initialisation and the folds.
+        num_folds: number of cross-validation folds.
+        z_score: standardise both samples with the mean and std of ``X`` first.
+        num_epochs: training epochs in ``"fast"`` mode (default: 8, or more for small samples
+            so that each network takes at least 300 gradient steps).
+        batch_size: mini-batch size in ``"fast"`` mode.
+        learning_rate: peak Adam learning rate in ``"fast"`` mode.
+
+    Returns:
+        The mean held-out accuracy, a float in [0, 1]: about 0.5 when the samples come from
+        the same distribution (the classifier can only guess), 1.0 when they are perfectly
+        separable. Values below 0.5 are chance fluctuations.
+
+    Raises:
+        ValueError: on an unknown mode, mismatched dimensions, or non-finite samples.
+    """
+    if mode not in ("fast", "sbibm"):
+        raise ValueError(f"c2st mode must be 'fast' or 'sbibm', got {mode!r}")
+    # One-dimensional inputs are N scalar samples, not one sample of dimension N.
+    X, Y = (v.reshape(-1, 1) if v.ndim == 1 else v for v in map(torch.as_tensor, (X, Y)))
+    X, _ = as_batch(X, X.shape[-1], name="X", owner="c2st", dtype=torch.float64)
+    Y, _ = as_batch(Y, X.shape[1], name="Y", owner="c2st", dtype=torch.float64)
+    if min(X.shape[0], Y.shape[0]) < num_folds:
+        raise ValueError(f"c2st needs at least num_folds={num_folds} samples in X and in Y")
+    if z_score:
+        X, Y = _z_score(X, Y)
+    data = torch.cat([X, Y]).float()
+    target = torch.cat([torch.zeros(X.shape[0]), torch.ones(Y.shape[0])])
+    if mode == "sbibm":
+        return _c2st_sbibm(data.numpy(), target.numpy(), seed, num_folds)
+    return _c2st_fast(data, target, seed, num_folds, num_epochs, batch_size, learning_rate)

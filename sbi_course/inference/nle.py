@@ -1,0 +1,216 @@
+r"""Neural likelihood estimation (NLE): learn :math:`p(x \mid \theta)`, then run MCMC.
+
+Simulate pairs :math:`\theta_i \sim p(\theta)`, :math:`x_i \sim p(x \mid \theta_i)` and fit a
+conditional density estimator of the *data* given the parameters by maximum likelihood,
+
+.. math::
+    \mathcal L(\phi) = -\frac1N \sum_{i=1}^N \log q_\phi(x_i \mid \theta_i).
+
+The minimiser approaches the true likelihood wherever the prior puts parameters. Bayes' rule
+then gives the posterior up to its normalising constant,
+
+.. math::
+    p(\theta \mid x_o) \propto q_\phi(x_o \mid \theta)\, p(\theta),
+
+which is sampled by MCMC (:mod:`~sbi_course.inference.mcmc`). Two consequences:
+
+* sampling costs many network evaluations (a few seconds to minutes), and the posterior's
+  ``log_prob`` is only known up to a constant;
+* independent repeated observations :math:`x_o^{(1..K)}` are easy: their log-likelihoods add,
+  so one network trained on single simulations serves any K.
+
+Example:
+    >>> import torch
+    >>> from sbi_course.priors import GaussianPrior
+    >>> prior = GaussianPrior(torch.zeros(2), torch.eye(2))
+    >>> g = torch.Generator().manual_seed(0)
+    >>> theta = prior.sample((500,), generator=g)
+    >>> x = theta + 0.5 * torch.randn(500, 2, generator=g)
+    >>> nle = NLE(prior, density_estimator="gaussian")
+    >>> history = nle.train(theta, x, generator=g, max_num_epochs=5, show_progress=False)
+    >>> posterior = nle.posterior(torch.zeros(2), num_chains=10, warmup_steps=10)
+    >>> posterior.sample((50,), generator=g).shape
+    torch.Size([50, 2])
+
+References:
+    Papamakarios, Sterratt & Murray (2019), Sequential neural likelihood: fast
+    likelihood-free inference with autoregressive flows, AISTATS.
+    Lueckmann, Bassetto, Karaletsos & Macke (2019), Likelihood-free inference with emulator
+    networks, AABI.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+from sbi_course._validation import as_batch, check_generator
+from sbi_course.density import ConditionalDensityEstimator, build_estimator
+from sbi_course.inference.mcmc import MCMCPosterior
+from sbi_course.inference.training import TrainingHistory, drop_invalid, train
+
+__all__ = ["NLE", "LikelihoodPosterior", "TRAINING_DEFAULTS"]
+
+#: Training settings used by :meth:`NLE.train` unless overridden.
+TRAINING_DEFAULTS: dict = {
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+    "max_num_epochs": 500,
+    "stop_after_epochs": 20,
+    "validation_fraction": 0.1,
+    "clip_max_norm": 5.0,
+}
+
+
+class NLE:
+    """Neural likelihood estimation with a conditional density estimator of ``x`` given ``theta``.
+
+    Args:
+        prior: the prior the training parameters were drawn from (event shape (D,)).
+        density_estimator: ``"maf"`` (default), ``"nsf"``, ``"realnvp"``, ``"mdn"``,
+            ``"gaussian"`` or ``"gaussian_diag"`` (built and z-scored on the training data by
+            :func:`~sbi_course.density.build_estimator`), or a ready
+            :class:`~sbi_course.density.ConditionalDensityEstimator` of ``x`` given ``theta``.
+        **estimator_kwargs: hyperparameters for the builder (``hidden_features``,
+            ``num_transforms``, ...).
+
+    Attributes:
+        estimator: the trained likelihood estimator (``None`` before :meth:`train`).
+        history: the training history of the last :meth:`train` call.
+    """
+
+    def __init__(
+        self,
+        prior: Distribution,
+        density_estimator: str | ConditionalDensityEstimator = "maf",
+        **estimator_kwargs,
+    ):
+        if not isinstance(prior, Distribution) or len(prior.event_shape) != 1:
+            raise ValueError("NLE needs a prior that is a torch Distribution with event shape (D,)")
+        self.prior = prior
+        self.theta_dim = int(prior.event_shape[0])
+        self.estimator: ConditionalDensityEstimator | None = None
+        self.history: TrainingHistory | None = None
+        if isinstance(density_estimator, ConditionalDensityEstimator):
+            self.estimator = density_estimator
+        elif not isinstance(density_estimator, str):
+            raise ValueError(
+                "density_estimator must be a name such as 'maf' or a ConditionalDensityEstimator"
+            )
+        self.density_estimator = density_estimator
+        self.estimator_kwargs = estimator_kwargs
+
+    def train(
+        self,
+        theta: Tensor,
+        x: Tensor,
+        generator: torch.Generator | None = None,
+        **training_kwargs,
+    ) -> TrainingHistory:
+        r"""Fit the likelihood estimator :math:`q(x \mid \theta)` to simulated pairs.
+
+        Rows with NaN or inf are dropped with a warning. A named estimator is built (and its
+        z-scoring fitted) on the first call; later calls continue training it.
+
+        Args:
+            theta: parameters drawn from the prior, shape (N, D).
+            x: simulated data, shape (N, L).
+            generator: random generator for the validation split and mini-batch order.
+            **training_kwargs: override :data:`TRAINING_DEFAULTS` (see
+                :func:`~sbi_course.inference.training.train`).
+
+        Returns:
+            The training history.
+        """
+        check_generator(generator, "NLE.train")
+        theta, x = drop_invalid(theta, x, owner="NLE")
+        if theta.shape[1] != self.theta_dim:
+            raise ValueError(
+                f"theta must have shape (N, {self.theta_dim}) to match the prior, "
+                f"got {tuple(theta.shape)}"
+            )
+        if self.estimator is None:
+            # The roles of NPE are swapped: x is the modelled variable, theta the context.
+            self.estimator = build_estimator(
+                self.density_estimator,
+                x.to(torch.get_default_dtype()),
+                theta.to(torch.get_default_dtype()),
+                **self.estimator_kwargs,
+            )
+        estimator = self.estimator
+        if estimator.input_dim != x.shape[1] or estimator.context_dim != self.theta_dim:
+            raise ValueError(
+                f"the likelihood estimator models data of dimension {estimator.input_dim} given "
+                f"parameters of dimension {estimator.context_dim}; got theta "
+                f"{tuple(theta.shape)} and x {tuple(x.shape)}"
+            )
+        theta, x = theta.to(estimator.dtype), x.to(estimator.dtype)
+
+        def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
+            return -estimator.log_prob(x_batch, theta_batch).mean()
+
+        settings = {**TRAINING_DEFAULTS, "description": "NLE", **training_kwargs}
+        self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
+        return self.history
+
+    def posterior(self, x_o: Tensor, **mcmc_kwargs) -> LikelihoodPosterior:
+        """The MCMC posterior for one observation, or for K independent ones.
+
+        Args:
+            x_o: the observation, shape (L,), or K independent observations, shape (K, L),
+                whose log-likelihoods are summed.
+            **mcmc_kwargs: sampler settings of
+                :class:`~sbi_course.inference.mcmc.MCMCPosterior` (``num_chains``, ``method``,
+                ``warmup_steps``, ``thin``, ``init_strategy``, ``show_progress``).
+
+        Raises:
+            RuntimeError: before :meth:`train`.
+            ValueError: for an ``x_o`` of the wrong shape.
+        """
+        if self.estimator is None:
+            raise RuntimeError("NLE.posterior needs a trained estimator: call NLE.train first")
+        return LikelihoodPosterior(self.estimator, self.prior, x_o, **mcmc_kwargs)
+
+
+class LikelihoodPosterior(MCMCPosterior):
+    r"""Posterior of NLE: potential :math:`\sum_k \log q(x_o^{(k)} \mid \theta) + \log p(\theta)`.
+
+    :meth:`log_prob` is this potential, *unnormalised*; samples come from MCMC.
+
+    Args:
+        estimator: a trained estimator of ``x`` given ``theta``.
+        prior: the prior.
+        x_o: one observation (L,) or (1, L), or K independent observations (K, L).
+        **mcmc_kwargs: see :class:`~sbi_course.inference.mcmc.MCMCPosterior`.
+    """
+
+    def __init__(
+        self,
+        estimator: ConditionalDensityEstimator,
+        prior: Distribution,
+        x_o: Tensor,
+        **mcmc_kwargs,
+    ):
+        x_o, _ = as_batch(x_o, estimator.input_dim, name="x_o", owner="NLE posterior")
+        self.estimator = estimator
+        self.x_batch = x_o.to(estimator.dtype)
+        super().__init__(self.potential, prior, x_o, **mcmc_kwargs)
+
+    def potential(self, theta: Tensor) -> Tensor:
+        """Unnormalised log-posterior of ``theta`` (N, D), shape (N,); -inf outside the prior."""
+        with torch.no_grad():
+            log_prior = self.prior.log_prob(theta)
+            inside = torch.isfinite(log_prior)
+            out = torch.full_like(log_prior, -math.inf)
+            if inside.any():
+                theta_in = theta[inside].to(self.estimator.dtype)
+                n, k = theta_in.shape[0], self.x_batch.shape[0]
+                # Every (theta, x_o^(k)) pair at once: rows ordered theta-major.
+                context = theta_in.repeat_interleave(k, dim=0)
+                inputs = self.x_batch.repeat(n, 1)
+                log_likelihood = self.estimator.log_prob(inputs, context).reshape(n, k).sum(1)
+                out[inside] = log_likelihood.to(out.dtype) + log_prior[inside]
+        return out

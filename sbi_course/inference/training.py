@@ -1,0 +1,302 @@
+r"""The training loop shared by every neural estimator (NPE, NLE, NRE).
+
+All three methods fit a network by minimising an average loss over simulated pairs
+:math:`(\theta_i, x_i)`: the negative log-density :math:`-\log q(\theta_i \mid x_i)` for NPE,
+:math:`-\log q(x_i \mid \theta_i)` for NLE and a classification loss for NRE. The loop is the
+same each time:
+
+1. shuffle the rows once (with the caller's generator) and hold out a validation fraction;
+2. each epoch, visit the training rows in a fresh random order in mini-batches, take an Adam
+   step on each, clipping the gradient norm so that one bad batch cannot throw the weights far;
+3. after each epoch, compute the loss on the held-out rows; stop when it has not improved for
+   ``stop_after_epochs`` epochs and restore the weights of the best epoch (early stopping).
+
+The held-out loss is an honest estimate of how well the estimator generalises; the training
+loss keeps falling when the network starts memorising the training rows.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Linear(1, 1)
+    >>> x = torch.linspace(-1, 1, 200).unsqueeze(1)
+    >>> y = 3 * x + 1
+    >>> history = train(net, lambda x, y: ((net(x) - y) ** 2).mean(), [x, y],
+    ...                 max_num_epochs=5, show_progress=False)
+    >>> len(history.train_loss) == history.epochs
+    True
+
+References:
+    Kingma & Ba (2015), Adam: a method for stochastic optimization, ICLR.
+    Prechelt (1998), Early stopping -- but when?, in Neural Networks: Tricks of the Trade.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from sbi_course._validation import check_generator
+
+__all__ = ["TrainingHistory", "train", "drop_invalid"]
+
+
+@dataclass
+class TrainingHistory:
+    """What happened during :func:`train`, one entry per epoch.
+
+    Attributes:
+        train_loss: mean training loss of each epoch (averaged over its mini-batches).
+        validation_loss: loss on the held-out rows after each epoch (empty without a
+            validation set).
+        best_epoch: the epoch (counted from 1) whose weights were kept.
+        epochs: number of epochs run.
+        wall_time: seconds spent in :func:`train`.
+        stopped_early: ``True`` when early stopping (or ``max_time``) ended training before
+            ``max_num_epochs``.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs: int = 0
+    wall_time: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def best_validation_loss(self) -> float:
+        """The lowest validation loss (the training loss without a validation set)."""
+        losses = self.validation_loss or self.train_loss
+        return losses[self.best_epoch - 1] if losses else math.nan
+
+
+def drop_invalid(theta: Tensor, x: Tensor, owner: str) -> tuple[Tensor, Tensor]:
+    """Remove simulations whose parameters or data contain NaN or infinite values.
+
+    Simulators in this course return a NaN row when a simulation fails (an ODE solver that
+    diverges, a population that dies out); such rows carry no information a density
+    estimator could use, so they are dropped, and a warning says how many.
+
+    Args:
+        theta: parameters, shape (N, D).
+        x: simulated data, shape (N, L), row-aligned with ``theta``.
+        owner: who asks (``"NPE"``), used in messages.
+
+    Returns:
+        ``(theta, x)`` without the invalid rows, as floating-point tensors.
+
+    Raises:
+        ValueError: when the inputs are not 2-D, have different numbers of rows, or no valid
+            row is left.
+    """
+    tensors = []
+    for name, value in (("theta", theta), ("x", x)):
+        value = torch.as_tensor(value)
+        if not value.is_floating_point():
+            value = value.to(torch.get_default_dtype())
+        if value.ndim != 2:
+            hint = " (use .reshape(-1, 1) for a single dimension)" if value.ndim == 1 else ""
+            raise ValueError(
+                f"{name} for {owner} must have shape (N, dim), got {tuple(value.shape)}{hint}"
+            )
+        tensors.append(value)
+    theta, x = tensors
+    if theta.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"theta and x for {owner} must have the same number of rows, got "
+            f"{theta.shape[0]} and {x.shape[0]}"
+        )
+    valid = torch.isfinite(theta).all(dim=1) & torch.isfinite(x).all(dim=1)
+    num_invalid = int((~valid).sum())
+    if num_invalid == theta.shape[0]:
+        raise ValueError(
+            f"{owner} has no valid simulations: all {theta.shape[0]} rows contain NaN or inf"
+        )
+    if num_invalid > 0:
+        warnings.warn(
+            f"{owner}: dropped {num_invalid} of {theta.shape[0]} simulations that contain NaN "
+            f"or infinite values",
+            stacklevel=2,
+        )
+        theta, x = theta[valid], x[valid]
+    return theta, x
+
+
+def _check_tensors(tensors: Sequence[Tensor]) -> list[Tensor]:
+    tensors = [torch.as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("train needs at least one tensor of training data")
+    num_rows = {t.shape[0] if t.ndim > 0 else -1 for t in tensors}
+    if len(num_rows) != 1 or -1 in num_rows:
+        shapes = [tuple(t.shape) for t in tensors]
+        raise ValueError(
+            f"train needs row-aligned tensors with equal first dimensions, got {shapes}"
+        )
+    return tensors
+
+
+def _adam(parameters, learning_rate: float) -> torch.optim.Optimizer:
+    """Adam, fused into one kernel where this torch supports it on the CPU (torch >= 2.4).
+
+    Small networks spend most of a step in per-tensor overhead; the fused version updates all
+    parameters at once and makes a training step noticeably faster. The arithmetic is the same.
+    """
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(parameters, lr=learning_rate)
+
+
+@torch.no_grad()
+def _mean_loss(loss_fn: Callable[..., Tensor], tensors: list[Tensor], batch_size: int) -> float:
+    """Row-weighted mean loss over ``tensors``, evaluated in chunks to bound memory."""
+    num_rows = tensors[0].shape[0]
+    total = 0.0
+    for start in range(0, num_rows, batch_size):
+        batch = [t[start : start + batch_size] for t in tensors]
+        total += float(loss_fn(*batch)) * batch[0].shape[0]
+    return total / num_rows
+
+
+def train(
+    model: nn.Module,
+    loss_fn: Callable[..., Tensor],
+    tensors: Sequence[Tensor],
+    *,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    max_num_epochs: int = 500,
+    stop_after_epochs: int = 20,
+    validation_fraction: float = 0.1,
+    clip_max_norm: float | None = 5.0,
+    lr_decay_factor: float | None = None,
+    lr_decay_patience: int = 5,
+    max_time: float | None = None,
+    generator: torch.Generator | None = None,
+    show_progress: bool = True,
+    description: str = "training",
+) -> TrainingHistory:
+    """Fit ``model`` by minimising ``loss_fn`` with Adam and early stopping.
+
+    Args:
+        model: the network whose parameters are trained (in place).
+        loss_fn: ``loss_fn(*batch)`` returns the mean loss (a scalar tensor) of a mini-batch,
+            where ``batch`` holds the same rows of each tensor in ``tensors``.
+        tensors: row-aligned training data, for example ``(theta, x)``, each of shape (N, ...).
+        batch_size: rows per gradient step.
+        learning_rate: Adam's step size.
+        max_num_epochs: upper bound on passes through the training rows.
+        stop_after_epochs: stop when the validation loss has not improved for this many epochs.
+        validation_fraction: share of rows held out for early stopping, in [0, 1). With 0 the
+            training loss decides when to stop.
+        clip_max_norm: clip the gradient's total norm to this value (``None``: no clipping).
+        lr_decay_factor: when set (e.g. 0.5), multiply the learning rate by this factor each
+            time the validation loss has not improved for ``lr_decay_patience`` epochs; smaller
+            steps late in training settle the weights into a better minimum.
+        lr_decay_patience: epochs without improvement before each decay.
+        max_time: optional budget in seconds; training stops after the epoch that exceeds it.
+        generator: random generator for the split and the mini-batch order.
+        show_progress: show a tqdm progress bar over epochs.
+        description: label of the progress bar.
+
+    Returns:
+        A :class:`TrainingHistory`. The model holds the weights of the best epoch and is left in
+        ``eval()`` mode.
+
+    Raises:
+        ValueError: on misaligned tensors or out-of-range settings.
+    """
+    check_generator(generator, "train")
+    tensors = _check_tensors(tensors)
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    for name, value in (
+        ("batch_size", batch_size),
+        ("max_num_epochs", max_num_epochs),
+        ("stop_after_epochs", stop_after_epochs),
+    ):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+    if lr_decay_factor is not None and not 0 < lr_decay_factor < 1:
+        raise ValueError(f"lr_decay_factor must be in (0, 1), got {lr_decay_factor}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+
+    start_time = time.perf_counter()
+    num_rows = tensors[0].shape[0]
+    num_validation = int(round(validation_fraction * num_rows))
+    if validation_fraction > 0 and num_rows >= 2:
+        num_validation = min(max(num_validation, 1), num_rows - 1)
+    else:
+        num_validation = 0
+    # One shuffle decides the split, so that the held-out rows are a random subset.
+    order = torch.randperm(num_rows, generator=generator)
+    validation_rows, train_rows = order[:num_validation], order[num_validation:]
+    train_data = [t[train_rows] for t in tensors]
+    validation_data = [t[validation_rows] for t in tensors]
+    num_train = train_data[0].shape[0]
+    batch_size = min(int(batch_size), num_train)
+
+    optimizer = _adam(model.parameters(), learning_rate)
+    history = TrainingHistory()
+    best_loss, best_state, epochs_since_best = math.inf, None, 0
+    epochs_since_decay = 0
+
+    bar = tqdm(range(max_num_epochs), desc=description, disable=not show_progress, leave=False)
+    for epoch in bar:
+        model.train()
+        batch_order = torch.randperm(num_train, generator=generator)
+        total, count = 0.0, 0
+        for start in range(0, num_train, batch_size):
+            rows = batch_order[start : start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(*(t[rows] for t in train_data))
+            loss.backward()
+            if clip_max_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_max_norm, foreach=True)
+            optimizer.step()
+            total += float(loss.detach()) * rows.shape[0]
+            count += rows.shape[0]
+        history.train_loss.append(total / count)
+
+        model.eval()
+        if num_validation > 0:
+            history.validation_loss.append(_mean_loss(loss_fn, validation_data, 4096))
+            current = history.validation_loss[-1]
+        else:
+            current = history.train_loss[-1]
+        history.epochs = epoch + 1
+
+        # A NaN loss never counts as an improvement, so the last finite weights are kept.
+        if current < best_loss:
+            best_loss, epochs_since_best, epochs_since_decay = current, 0, 0
+            best_state = copy.deepcopy(model.state_dict())
+            history.best_epoch = epoch + 1
+        else:
+            epochs_since_best += 1
+            epochs_since_decay += 1
+        if lr_decay_factor is not None and epochs_since_decay >= lr_decay_patience:
+            for group in optimizer.param_groups:
+                group["lr"] *= lr_decay_factor
+            epochs_since_decay = 0
+        bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", best=f"{best_loss:.3f}")
+
+        out_of_time = max_time is not None and time.perf_counter() - start_time > max_time
+        if epochs_since_best >= stop_after_epochs or out_of_time:
+            history.stopped_early = epoch + 1 < max_num_epochs
+            break
+    bar.close()
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    history.wall_time = time.perf_counter() - start_time
+    return history
