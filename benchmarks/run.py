@@ -1,0 +1,496 @@
+"""Run the benchmark: accuracy against sbibm's reference posteriors, speed, throughput.
+
+``make bench`` runs ``python -m benchmarks.run $(BENCH_ARGS)`` from the repository root. For
+every task, simulation budget and observation it runs each algorithm (the course's REJ-ABC,
+SMC-ABC, NPE, NLE, NRE and the ``sbi`` library's NPE, NLE, NRE; see
+:mod:`benchmarks.algorithms`), draws 10,000 posterior samples and scores them against
+sbibm's 10,000 reference samples with a C2ST (sbibm's recipe by default). It also times every
+simulator (:mod:`benchmarks.throughput`) and writes
+
+* ``<out>/accuracy.csv``: one row per task, budget, observation and algorithm, appended as
+  soon as it is finished, so a run that is cut off keeps its results; a new run with the
+  same ``--out`` skips the rows that are done (``--fresh`` starts over);
+* ``<out>/throughput.csv`` and ``<out>/meta.json`` (date, machine, versions, command);
+* the report (:mod:`benchmarks.report`), by default ``benchmarks/RESULTS.md``.
+
+Examples (from the repository root)::
+
+    make bench                                    # the default configuration (see README)
+    make bench BENCH_ARGS="--quick"               # a smoke test of a few minutes
+    make bench BENCH_ARGS="--tasks two_moons --budgets 1000 --observations 1 --c2st fast"
+    make bench BENCH_ARGS="--observations 1 2 3 4 5 6 7 8 9 10 --budgets 1000 10000 100000 \\
+        --algorithms all"                         # the full benchmark (many hours)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from benchmarks import report
+from benchmarks.algorithms import ALGORITHMS, Setup, Timer, resolve_algorithms, seed_for
+from benchmarks.throughput import measure_throughput
+from sbi_course import tasks
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "benchmarks" / "results"
+DEFAULT_REPORT = REPO / "benchmarks" / "RESULTS.md"
+QUICK_OUT = REPO / "benchmarks" / "out" / "quick"
+
+#: The default configuration: all seven tasks, 10^3 and 10^4 simulations, one observation,
+#: the course's five algorithms at both budgets, the sbi library's two NPEs at both and its
+#: NLE and NRE (slow: MCMC) at 10^3 only. See benchmarks/README.md for its cost.
+DEFAULTS = {
+    "tasks": list(tasks.SBIBM_TASKS),
+    "budgets": [1000, 10_000],
+    "observations": [1],
+    "algorithms": ["ours", "sbi_npe", "sbi_npe_nsf", "sbi_nle@1000", "sbi_nre@1000"],
+    "c2st": "sbibm",
+    "throughput_scale": 1.0,
+    "jobs": 2,
+}
+#: ``--quick``: a smoke test of every algorithm, a few minutes on two cores.
+QUICK = {
+    "tasks": ["two_moons"],
+    "budgets": [1000],
+    "observations": [1],
+    "algorithms": ["all"],
+    "c2st": "fast",
+    "throughput_scale": 0.05,
+    "jobs": 1,
+}
+
+FIELDS = [
+    "task",
+    "num_simulations",
+    "num_observation",
+    "algorithm",
+    "library",
+    "paper_algorithm",
+    "c2st",
+    "c2st_mode",
+    "num_samples",
+    "seed",
+    "simulate_cpu_s",
+    "train_cpu_s",
+    "train_wall_s",
+    "sample_cpu_s",
+    "sample_wall_s",
+    "c2st_cpu_s",
+    "info",
+    "error",
+    "finished",
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Benchmark sbi_course's and the sbi library's algorithms on sbibm's tasks.",
+    )
+    parser.add_argument(
+        "--tasks", nargs="+", help=f"default: all of {', '.join(DEFAULTS['tasks'])}"
+    )
+    parser.add_argument("--budgets", nargs="+", type=int, help="simulation budgets (1000 10000)")
+    parser.add_argument("--observations", nargs="+", type=int, help="sbibm observations 1..10 (1)")
+    parser.add_argument(
+        "--algorithms",
+        nargs="+",
+        help="names or groups (all, ours, sbi, abc, neural), NAME@BUDGET[,BUDGET] to run a "
+        f"method only at some budgets; names: {', '.join(ALGORITHMS)}",
+    )
+    parser.add_argument("--sbibm-dir", type=Path, help="sbibm reference data (../shared/sbibm)")
+    parser.add_argument(
+        "--paper-results", type=Path, help="sbibm's main_paper.csv (<sbibm-dir>/_results/...)"
+    )
+    parser.add_argument("--out", type=Path, help=f"folder for the CSVs ({DEFAULT_OUT})")
+    parser.add_argument("--report", type=Path, help="the report (benchmarks/RESULTS.md)")
+    parser.add_argument("--quick", action="store_true", help="a few-minute smoke test")
+    parser.add_argument("--c2st", choices=["sbibm", "fast"], help="C2ST recipe (sbibm)")
+    parser.add_argument("--num-samples", type=int, default=10_000, help="posterior samples")
+    parser.add_argument("--max-epochs", type=int, help="cap training epochs (tests, smoke runs)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed")
+    parser.add_argument("--jobs", type=int, help="C2ST worker processes (default 2; 1: none)")
+    parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per process")
+    parser.add_argument("--throughput-scale", type=float, help="scale of the throughput sizes")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="discard earlier rows in --out")
+    args = parser.parse_args(argv)
+
+    preset = QUICK if args.quick else DEFAULTS
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.out is None:
+        args.out = QUICK_OUT if args.quick else DEFAULT_OUT
+    if args.report is None:
+        args.report = (
+            DEFAULT_REPORT if args.out.resolve() == DEFAULT_OUT else args.out / "RESULTS.md"
+        )
+    if args.sbibm_dir is None:
+        candidate = REPO.parent / "shared" / "sbibm"
+        if not candidate.is_dir():
+            parser.error(f"--sbibm-dir is required ({candidate} does not exist)")
+        args.sbibm_dir = candidate
+    if args.paper_results is None:
+        args.paper_results = args.sbibm_dir / "_results" / "main_paper.csv"
+    for name in args.tasks:
+        if name not in tasks.SBIBM_TASKS:
+            parser.error(f"unknown task {name!r}; choose from {', '.join(tasks.SBIBM_TASKS)}")
+    for n in args.observations:
+        if not 1 <= n <= 10:
+            parser.error(f"observations are numbered 1 to 10, got {n}")
+    if any(b < 2 for b in args.budgets) or args.num_samples < 10 or args.jobs < 1:
+        parser.error("budgets must be >= 2, --num-samples >= 10 and --jobs >= 1")
+    try:
+        args.plan = plan_algorithms(args.algorithms, args.budgets)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def plan_algorithms(specs: list[str], budgets: list[int]) -> dict[str, list[int]]:
+    """Map each algorithm to the budgets it runs at, from names like ``sbi_nle@1000``."""
+    plan: dict[str, set[int]] = {}
+    for spec in specs:
+        name, _, at = spec.partition("@")
+        chosen = [int(b) for b in at.split(",")] if at else budgets
+        for algorithm in resolve_algorithms([name]):
+            plan.setdefault(algorithm, set()).update(b for b in chosen if b in budgets)
+    return {name: sorted(plan[name]) for name in ALGORITHMS if plan.get(name)}
+
+
+# --- C2ST, in this process or in worker processes -----------------------------------------
+
+
+def _limit_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)  # numpy's BLAS, used by scikit-learn's MLP in the C2ST
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def score(reference: torch.Tensor, samples: torch.Tensor, mode: str) -> tuple[float, float]:
+    """C2ST of ``samples`` against ``reference`` and the CPU seconds it took."""
+    from sbi_course.diagnostics import c2st
+
+    with Timer() as timer:
+        value = c2st(reference, samples, mode=mode)
+    return value, timer.cpu
+
+
+class Scorer:
+    """Computes C2STs now (``jobs == 1``) or in ``jobs`` worker processes while this process
+    goes on with the next algorithm; rows are written as their C2ST finishes."""
+
+    def __init__(self, jobs: int, threads: int, writer):
+        self.writer = writer
+        self.pending: list[tuple[Future, dict]] = []
+        self.pool = None
+        if jobs > 1:
+            import multiprocessing
+
+            self.pool = ProcessPoolExecutor(
+                jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_limit_threads,
+                initargs=(threads,),
+            )
+
+    def submit(self, reference, samples, mode: str, row: dict) -> None:
+        if self.pool is None:
+            self._finish(row, *score(reference, samples, mode))
+        else:
+            self.pending.append((self.pool.submit(score, reference, samples, mode), row))
+            self.collect()
+
+    def _finish(self, row: dict, value: float, cpu: float) -> None:
+        row.update(c2st=round(value, 5), c2st_cpu_s=round(cpu, 2))
+        self.writer(row)
+
+    def collect(self, wait: bool = False) -> None:
+        still = []
+        for future, row in self.pending:
+            if wait or future.done():
+                try:
+                    self._finish(row, *future.result())
+                except Exception as error:  # noqa: BLE001 - a failed C2ST is recorded, not fatal
+                    row["error"] = f"C2ST failed: {error!r}"
+                    self.writer(row)
+            else:
+                still.append((future, row))
+        self.pending = still
+
+    def close(self) -> None:
+        self.collect(wait=True)
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+# --- results files ------------------------------------------------------------------------
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def append_row(path: Path, row: dict, fields: list[str]) -> None:
+    """Append one row (with a header if the file is new) and close the file at once."""
+    new = not path.is_file() or path.stat().st_size == 0
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def done_keys(rows: list[dict]) -> set[tuple]:
+    """Keys of rows that have a C2ST (rows with an error are run again)."""
+    return {
+        (
+            r["task"],
+            int(r["num_simulations"]),
+            int(r["num_observation"]),
+            r["algorithm"],
+            r["c2st_mode"],
+        )
+        for r in rows
+        if r.get("c2st") not in (None, "")
+    }
+
+
+def machine_info() -> dict:
+    """CPU model, cores, OS and package versions, for the report."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for package in ("sbi_course", "torch", "numpy", "scipy", "sklearn", "sbi"):
+        try:
+            module = __import__(package)
+            versions[package] = getattr(module, "__version__", "?")
+        except Exception:  # noqa: BLE001
+            versions[package] = "not installed"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+# --- the accuracy benchmark ---------------------------------------------------------------
+
+
+def run_accuracy(args: argparse.Namespace, log) -> None:
+    path = args.out / "accuracy.csv"
+    done = done_keys(read_rows(path))
+    references: dict[tuple[str, int], tasks.SbibmObservation] = {}
+
+    def write(row: dict) -> None:
+        row["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        append_row(path, row, FIELDS)
+        c2st = row.get("c2st") if row.get("c2st") != "" else "-"
+        error = f" {row['error']}" if row["error"] else ""
+        log(
+            f"  {row['task']} {row['num_simulations']} obs {row['num_observation']} "
+            f"{row['algorithm']}: C2ST {c2st} (train {row['train_cpu_s']} s, "
+            f"sample {row['sample_cpu_s']} s CPU){error}"
+        )
+
+    scorer = Scorer(args.jobs, args.threads, write)
+    try:
+        for task_name in args.tasks:
+            task = tasks.get(task_name)
+            for budget in args.budgets:
+                todo = {
+                    name: [
+                        n
+                        for n in args.observations
+                        if (task_name, budget, n, name, args.c2st) not in done
+                    ]
+                    for name, budgets in args.plan.items()
+                    if budget in budgets
+                }
+                todo = {name: obs for name, obs in todo.items() if obs}
+                if not todo:
+                    continue
+                log(f"{task_name}, {budget} simulations: {', '.join(todo)}")
+                for n in {n for obs in todo.values() for n in obs}:
+                    if (task_name, n) not in references:
+                        references[task_name, n] = tasks.load_sbibm(args.sbibm_dir, task_name, n)
+                g = torch.Generator().manual_seed(seed_for(args.seed, task_name, budget, "data"))
+                with Timer() as sim_timer:
+                    theta, x = task.sample_joint(budget, generator=g)
+                for name, observations in todo.items():
+                    _run_one(
+                        args,
+                        task,
+                        budget,
+                        name,
+                        observations,
+                        theta,
+                        x,
+                        sim_timer,
+                        references,
+                        scorer,
+                        log,
+                    )
+                scorer.collect()
+    finally:
+        scorer.close()
+
+
+def _run_one(args, task, budget, name, observations, theta, x, sim_timer, references, scorer, log):
+    algorithm = ALGORITHMS[name]
+    setup = Setup(
+        num_simulations=budget,
+        theta=theta,
+        x=x,
+        num_samples=args.num_samples,
+        seed=seed_for(args.seed, task.name, budget, name),
+        max_num_epochs=args.max_epochs,
+    )
+    x_os = [references[task.name, n].x_o for n in observations]
+    amortised = algorithm.paper not in ("REJ-ABC", "SMC-ABC")
+    base = {
+        "task": task.name,
+        "num_simulations": budget,
+        "algorithm": name,
+        "library": algorithm.library,
+        "paper_algorithm": algorithm.paper or "",
+        "c2st_mode": args.c2st,
+        "num_samples": args.num_samples,
+        "seed": setup.seed,
+        "simulate_cpu_s": round(sim_timer.cpu, 3) if amortised else "",
+        "c2st": "",
+        "c2st_cpu_s": "",
+        "error": "",
+    }
+    results = algorithm.run(task, setup, x_os)
+    for n in observations:
+        row = {**base, "num_observation": n}
+        try:
+            result = next(results)
+            samples = result.samples
+            if (
+                samples.shape != (args.num_samples, task.theta_dim)
+                or not torch.isfinite(samples).all()
+            ):
+                raise RuntimeError(
+                    f"bad samples: shape {tuple(samples.shape)} or non-finite values"
+                )
+        except Exception as error:  # noqa: BLE001 - one failing method must not stop the run
+            row.update(
+                error=f"{type(error).__name__}: {error}"[:300],
+                train_cpu_s="",
+                train_wall_s="",
+                sample_cpu_s="",
+                sample_wall_s="",
+                info="",
+            )
+            scorer.writer(row)
+            if isinstance(error, StopIteration):
+                continue
+            # The generator is finished after an exception: record the other observations too.
+            for m in observations[observations.index(n) + 1 :]:
+                scorer.writer({**row, "num_observation": m, "error": row["error"]})
+            return
+        row.update(
+            train_cpu_s=round(result.train_cpu, 3),
+            train_wall_s=round(result.train_wall, 3),
+            sample_cpu_s=round(result.sample_cpu, 3),
+            sample_wall_s=round(result.sample_wall, 3),
+            info=json.dumps({k: _plain(v) for k, v in result.info.items()}),
+        )
+        # sbibm compares equally many samples; below 10,000 (tests) use the first reference rows.
+        reference = references[task.name, n].reference_samples[: args.num_samples]
+        scorer.submit(reference, samples, args.c2st, row)
+
+
+def _plain(value):
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else str(value)
+    return value
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    _limit_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.fresh:
+        for file in ("accuracy.csv", "throughput.csv"):
+            (args.out / file).unlink(missing_ok=True)
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    started = time.perf_counter()
+    meta_path = args.out / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() and not args.fresh else {}
+    meta.setdefault("runs", [])
+    run = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv),
+        "config": {
+            "tasks": args.tasks,
+            "budgets": args.budgets,
+            "observations": args.observations,
+            "algorithms": args.plan,
+            "c2st": args.c2st,
+            "num_samples": args.num_samples,
+            "max_epochs": args.max_epochs,
+            "seed": args.seed,
+            "jobs": args.jobs,
+            "threads": args.threads,
+        },
+        "machine": machine_info(),
+    }
+    meta["runs"].append(run)
+
+    if not args.skip_throughput:
+        path = args.out / "throughput.csv"
+        if read_rows(path):
+            log(f"throughput: kept the rows in {path} (use --fresh to measure again)")
+        else:
+            for row in measure_throughput(args.throughput_scale, args.seed, log):
+                append_row(path, row, list(row))
+    if not args.skip_accuracy:
+        run_accuracy(args, log)
+
+    run["wall_s"] = round(time.perf_counter() - started, 1)
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    report.write_report(args.out, args.report, args.paper_results)
+    log(f"results in {args.out}, report {args.report} ({run['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The benchmark code (benchmarks/), on configurations small enough for a test run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from benchmarks import report, run
+from benchmarks.algorithms import ALGORITHMS, resolve_algorithms, seed_for
+from benchmarks.kde import fit_kde
+from benchmarks.throughput import lotka_volterra_loop, measure_throughput, sir_loop
+from sbi_course.priors import BoxUniform
+from sbi_course.simulators import lotka_volterra, sir
+
+
+def test_kde_recovers_a_gaussian_and_respects_the_prior(generator):
+    # Correlated Gaussian with very different scales per dimension.
+    scale = torch.tensor([[1.0, 0.0], [0.8, 0.05]])
+    samples = torch.randn(400, 2, generator=generator) @ scale.T
+    kde = fit_kde(samples)
+    draws = kde.sample(20_000, generator=generator)
+    # The KDE adds bandwidth^2 * covariance: its covariance is (1 + h^2) times the sample's.
+    expected = torch.cov(samples.T) * (1 + kde.bandwidth**2)
+    assert torch.allclose(torch.cov(draws.T), expected, rtol=0.1, atol=1e-3)
+    assert 0.05 < kde.bandwidth < 1.0
+
+    prior = BoxUniform(torch.tensor([-0.5, -1.0]), torch.tensor([1.0, 1.0]))
+    inside = kde.sample(5_000, generator=generator, prior=prior)
+    assert inside.shape == (5_000, 2)
+    assert (inside[:, 0] >= -0.5).all() and (inside[:, 0] <= 1.0).all()
+
+
+def test_kde_uses_weights_and_is_reproducible():
+    samples = torch.tensor([[0.0], [10.0]]).repeat(50, 1) + torch.linspace(0, 1, 100)[:, None]
+    weights = torch.where(samples[:, 0] < 5, 1.0, 0.0) + 1e-6
+    kde = fit_kde(samples, weights)
+    draws = kde.sample(1000, generator=torch.Generator().manual_seed(0))
+    assert (draws < 5).float().mean() > 0.99
+    again = kde.sample(1000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(draws, again)
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_kde(torch.zeros(1, 2))
+
+
+def test_algorithm_names_groups_and_budgets():
+    assert resolve_algorithms(["ours"]) == ["rej_abc", "smc_abc", "npe", "nle", "nre"]
+    assert resolve_algorithms(["sbi_nre", "npe"]) == ["npe", "sbi_nre"]
+    assert set(resolve_algorithms(["all"])) == set(ALGORITHMS)
+    with pytest.raises(ValueError, match="unknown algorithm 'npx'"):
+        resolve_algorithms(["npx"])
+    plan = run.plan_algorithms(["ours", "sbi_nle@1000", "sbi_npe"], [1000, 10_000])
+    assert plan["npe"] == [1000, 10_000] and plan["sbi_nle"] == [1000]
+    assert "sbi_nre" not in plan
+    # Seeds do not depend on the order of a run, so that a resumed run repeats its rows.
+    assert seed_for(0, "two_moons", 1000, "npe") == seed_for(0, "two_moons", 1000, "npe")
+    assert seed_for(0, "two_moons", 1000, "npe") != seed_for(0, "two_moons", 1000, "nle")
+
+
+def test_cli_rejects_bad_options(sbibm_dir, capsys):
+    for bad in (["--tasks", "hodgkin_huxley"], ["--observations", "11"], ["--algorithms", "x"]):
+        with pytest.raises(SystemExit):
+            run.parse_args([*bad, "--sbibm-dir", str(sbibm_dir)])
+    assert "unknown" in capsys.readouterr().err
+
+
+def test_paper_numbers_match_the_published_table(sbibm_dir):
+    paper = report.load_paper(sbibm_dir / "_results" / "main_paper.csv")
+    mean = sum(paper["two_moons", "NPE", 1000, n] for n in range(1, 11)) / 10
+    assert mean == pytest.approx(0.725, abs=5e-4)  # the paper's table: .725
+    mean = sum(paper["slcp", "NLE", 10_000, n] for n in range(1, 11)) / 10
+    assert mean == pytest.approx(0.771, abs=5e-4)
+
+
+def test_loop_baselines_agree_with_the_batched_simulators(generator):
+    theta = lotka_volterra.prior().sample((3,), generator=generator).double()
+    x, u = lotka_volterra_loop(theta, generator=generator)
+    assert x.shape == (3, 20) and torch.isfinite(x).all()
+    torch.testing.assert_close(u, lotka_volterra.solve(theta)[:, ::21], rtol=1e-5, atol=1e-8)
+    theta = sir.prior().sample((3,), generator=generator).double()
+    x, infected = sir_loop(theta, generator=generator)
+    assert x.shape == (3, 10) and ((x >= 0) & (x <= 1000)).all()
+    batched = sir.solve(theta)[:, ::17, 1] / sir.population
+    torch.testing.assert_close(infected, batched, rtol=1e-5, atol=1e-9)
+
+
+def test_throughput_rows():
+    rows = measure_throughput(scale=0.002, log=lambda _: None)
+    names = {r["simulator"] for r in rows}
+    assert {"two_moons", "sir", "lotka_volterra", "hodgkin_huxley", "gravitational_wave"} <= names
+    loops = [r for r in rows if r["implementation"].startswith("loop")]
+    assert {r["simulator"] for r in loops} == {"sir", "lotka_volterra", "hodgkin_huxley"}
+    assert all(r["simulations_per_cpu_s"] > 0 for r in rows)
+    batched_with_loop = [r for r in rows if r["speedup_vs_loop"] != ""]
+    assert len(batched_with_loop) == 3
+
+
+def _read(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_tiny_benchmark_writes_resumable_results(sbibm_dir, tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = [
+        "--tasks", "two_moons",
+        "--budgets", "1000",
+        "--observations", "1",
+        "--algorithms", "ours", "sbi_npe",
+        "--c2st", "fast",
+        "--num-samples", "300",
+        "--max-epochs", "2",
+        "--jobs", "1",
+        "--skip-throughput",
+        "--sbibm-dir", str(sbibm_dir),
+        "--out", str(out),
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    rows = _read(out / "accuracy.csv")
+    assert [r["algorithm"] for r in rows] == ["rej_abc", "smc_abc", "npe", "nle", "nre", "sbi_npe"]
+    for row in rows:
+        assert row["error"] == ""
+        assert 0.3 <= float(row["c2st"]) <= 1.0
+        assert row["c2st_mode"] == "fast" and row["num_samples"] == "300"
+        assert float(row["sample_cpu_s"]) >= 0 and math.isfinite(float(row["train_cpu_s"]))
+    npe = next(r for r in rows if r["algorithm"] == "npe")
+    assert json.loads(npe["info"])["epochs"] <= 2
+
+    text = (out / "RESULTS.md").read_text()
+    assert "### two_moons" in text and "| NPE (NSF) |" in text
+    # Beside our NPE: the paper's NPE on observation 1, and its mean over all 10 in brackets.
+    paper = report.load_paper(sbibm_dir / "_results" / "main_paper.csv")
+    assert f"| {paper['two_moons', 'NPE', 1000, 1]:.3f} (0.725) |" in text
+    assert "Speed: course NPE" in text and "| two_moons | 10³ |" in text
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["runs"][0]["config"]["algorithms"]["npe"] == [1000]
+    assert meta["runs"][0]["machine"]["cores"] >= 1
+
+    # A second run finds every row done and adds none.
+    capsys.readouterr()
+    assert run.main(argv) == 0
+    assert len(_read(out / "accuracy.csv")) == len(rows)
+    assert len(json.loads((out / "meta.json").read_text())["runs"]) == 2
