@@ -119,6 +119,7 @@ class Algorithm:
         library: ``"sbi_course"`` or ``"sbi"``.
         paper: the sbibm paper's algorithm whose numbers sit beside it (``None``: none).
         run: the runner (see the module docstring).
+        description: its settings, for the report.
     """
 
     name: str
@@ -126,6 +127,7 @@ class Algorithm:
     library: str
     paper: str | None
     run: Runner
+    description: str = ""
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -295,15 +297,82 @@ def _run_sbi(method: str, density_estimator: str | None = None):
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in [
-        Algorithm("rej_abc", "REJ-ABC", "sbi_course", "REJ-ABC", run_rejection_abc),
-        Algorithm("smc_abc", "SMC-ABC", "sbi_course", "SMC-ABC", run_smc_abc),
-        Algorithm("npe", "NPE (NSF)", "sbi_course", "NPE", _run_course_neural("npe")),
-        Algorithm("nle", "NLE (MAF)", "sbi_course", "NLE", _run_course_neural("nle")),
-        Algorithm("nre", "NRE (NRE-C)", "sbi_course", "NRE", _run_course_neural("nre")),
-        Algorithm("sbi_npe", "sbi NPE (MAF, default)", "sbi", "NPE", _run_sbi("npe")),
-        Algorithm("sbi_npe_nsf", "sbi NPE (NSF)", "sbi", "NPE", _run_sbi("npe", "nsf")),
-        Algorithm("sbi_nle", "sbi NLE (MAF)", "sbi", "NLE", _run_sbi("nle")),
-        Algorithm("sbi_nre", "sbi NRE (NRE-B)", "sbi", "NRE", _run_sbi("nre")),
+        Algorithm(
+            "rej_abc",
+            "REJ-ABC",
+            "sbi_course",
+            "REJ-ABC",
+            run_rejection_abc,
+            "rejection_abc keeping the 100 closest simulations (Euclidean distance on x), "
+            "smoothed by a Gaussian KDE (whitened, leave-one-out bandwidth) truncated to the "
+            "prior's support",
+        ),
+        Algorithm(
+            "smc_abc",
+            "SMC-ABC",
+            "sbi_course",
+            "SMC-ABC",
+            run_smc_abc,
+            f"smc_abc with populations of 100 (1,000 above 10^4 simulations), tolerance "
+            f"quantile {SMC_QUANTILE} (round 0: 5 x population), final weighted population "
+            "smoothed by the same KDE",
+        ),
+        Algorithm(
+            "npe",
+            "NPE (NSF)",
+            "sbi_course",
+            "NPE",
+            _run_course_neural("npe"),
+            "sbi_course.inference.NPE, its default neural spline flow and training settings",
+        ),
+        Algorithm(
+            "nle",
+            "NLE (MAF)",
+            "sbi_course",
+            "NLE",
+            _run_course_neural("nle"),
+            "sbi_course.inference.NLE (MAF) with its default MCMC (slice sampling, 100 chains)",
+        ),
+        Algorithm(
+            "nre",
+            "NRE (NRE-C)",
+            "sbi_course",
+            "NRE",
+            _run_course_neural("nre"),
+            "sbi_course.inference.NRE (NRE-C, residual classifier) with its default MCMC",
+        ),
+        Algorithm(
+            "sbi_npe",
+            "sbi NPE (MAF, default)",
+            "sbi",
+            "NPE",
+            _run_sbi("npe"),
+            "sbi.inference.NPE with all defaults (MAF, batches of 200, learning rate 5e-4)",
+        ),
+        Algorithm(
+            "sbi_npe_nsf",
+            "sbi NPE (NSF)",
+            "sbi",
+            "NPE",
+            _run_sbi("npe", "nsf"),
+            "sbi.inference.NPE(density_estimator='nsf'), other settings default",
+        ),
+        Algorithm(
+            "sbi_nle",
+            "sbi NLE (MAF)",
+            "sbi",
+            "NLE",
+            _run_sbi("nle"),
+            "sbi.inference.NLE with defaults; MCMC slice_np_vectorized, 20 chains, 200 warm-up",
+        ),
+        Algorithm(
+            "sbi_nre",
+            "sbi NRE (NRE-B)",
+            "sbi",
+            "NRE",
+            _run_sbi("nre"),
+            "sbi.inference.NRE (NRE-B) with defaults and the same default MCMC",
+        ),
     ]
 }
 

@@ -239,20 +239,37 @@ def _throughput_lines(path: Path) -> list[str]:
     lines = [
         "## Simulator throughput",
         "",
-        "One call of the batched simulator on prior draws, against a loop of one simulation "
-        "at a time where one exists (CPU time of one thread).",
+        "The batched simulator on a batch of prior draws (called repeatedly until it has used "
+        "0.5 CPU seconds), against a loop of one simulation at a time where one exists; CPU "
+        "time of one thread. Speed-up: batched over loop simulations per CPU second.",
         "",
-        "| simulator | implementation | simulations | CPU s | simulations / CPU s | "
+        "| simulator | implementation | batch | simulations | CPU s | simulations / CPU s | "
         "speed-up | check |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         speedup = f"{float(r['speedup_vs_loop']):.0f}x" if r.get("speedup_vs_loop") else ""
         lines.append(
-            f"| {r['simulator']} | {r['implementation']} | {r['num_simulations']} | "
+            f"| {r['simulator']} | {r['implementation']} | {r.get('batch_size', '')} | "
+            f"{r['num_simulations']} | "
             f"{float(r['cpu_s']):.2f} | {float(r['simulations_per_cpu_s']):,.0f} | {speedup} | "
             f"{r.get('check', '')} |"
         )
+    return lines + [""]
+
+
+def _settings_lines() -> list[str]:
+    from benchmarks.algorithms import ALGORITHMS
+
+    lines = [
+        "## Settings",
+        "",
+        "All amortised methods train once per task and budget on the same simulations and then "
+        "sample for each observation; ABC runs per observation with its own simulations. One "
+        "torch and BLAS thread per process.",
+        "",
+    ]
+    lines += [f"- {a.label} (`{a.name}`): {a.description}." for a in ALGORITHMS.values()]
     return lines + [""]
 
 
@@ -311,6 +328,7 @@ def write_report(out: Path, report_path: Path, paper_path: Path | None) -> str:
             *_target_lines(summary, budgets, tasks),
         ]
     lines += _throughput_lines(out / "throughput.csv")
+    lines += _settings_lines()
     text = "\n".join(lines).rstrip() + "\n"
     report_path = Path(report_path)
     report_path.parent.mkdir(parents=True, exist_ok=True)

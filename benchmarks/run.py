@@ -236,7 +236,11 @@ class Scorer:
                 still.append((future, row))
         self.pending = still
 
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the pending C2STs, or with ``cancel`` drop them (after Ctrl-C)."""
+        if cancel and self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            return
         self.collect(wait=True)
         if self.pool is not None:
             self.pool.shutdown()
@@ -361,8 +365,10 @@ def run_accuracy(args: argparse.Namespace, log) -> None:
                         log,
                     )
                 scorer.collect()
-    finally:
-        scorer.close()
+    except BaseException:
+        scorer.close(cancel=True)
+        raise
+    scorer.close()
 
 
 def _run_one(args, task, budget, name, observations, theta, x, sim_timer, references, scorer, log):
@@ -474,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
     }
     meta["runs"].append(run)
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")  # again at the end, with the time
 
     if not args.skip_throughput:
         path = args.out / "throughput.csv"

@@ -99,10 +99,13 @@ def sir_loop(theta: torch.Tensor, generator: torch.Generator | None = None):
     return torch.binomial(trials, infected.nan_to_num(0.0), generator=generator), infected
 
 
-def _row(simulator: str, implementation: str, count: int, timer: Timer, check: str = "") -> dict:
+def _row(
+    simulator: str, implementation: str, count: int, batch: int, timer: Timer, check: str = ""
+) -> dict:
     return {
         "simulator": simulator,
         "implementation": implementation,
+        "batch_size": batch,
         "num_simulations": count,
         "cpu_s": round(timer.cpu, 4),
         "wall_s": round(timer.wall, 4),
@@ -145,7 +148,7 @@ def measure_throughput(scale: float = 1.0, seed: int = 0, log=print) -> list[dic
             while calls == 0 or time.process_time() - start < MIN_CPU_SECONDS * min(scale, 1):
                 task.simulate(theta, generator=g)
                 calls += 1
-        rows.append(_row(name, "batched (torch)", count * calls, timer))
+        rows.append(_row(name, "batched (torch)", count * calls, count, timer))
         log(f"throughput {name}: {rows[-1]['simulations_per_cpu_s']:.0f} simulations / CPU s")
 
         if name not in LOOP_SIZES:
@@ -174,7 +177,7 @@ def measure_throughput(scale: float = 1.0, seed: int = 0, log=print) -> list[dic
             difference = _relative_difference(batched, looped)
             check = f"max relative difference of the ODE solutions {difference:.1e}"
             label = "loop (scipy solve_ivp RK45, one simulation at a time)"
-        rows.append(_row(name, label, loop_count, timer, check))
+        rows.append(_row(name, label, loop_count, 1, timer, check))
         speedup = rows[-2]["simulations_per_cpu_s"] / max(rows[-1]["simulations_per_cpu_s"], 1e-9)
         rows[-2]["speedup_vs_loop"] = round(speedup, 1)
         log(f"throughput {name} loop: {rows[-1]['simulations_per_cpu_s']:.1f} simulations / CPU s")

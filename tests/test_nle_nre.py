@@ -40,19 +40,27 @@ def simulations():
     return theta, simulate(theta, g)
 
 
+# Network weights are initialised from torch's global generator: seed it inside a fork, so
+# that the results do not depend on which tests ran before.
+
+
 @pytest.fixture(scope="module")
 def trained_nle(simulations):
-    nle = NLE(PRIOR, density_estimator="gaussian")
     theta, x = simulations
-    nle.train(theta, x, generator=torch.Generator().manual_seed(1), show_progress=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        nle = NLE(PRIOR, density_estimator="gaussian")
+        nle.train(theta, x, generator=torch.Generator().manual_seed(1), show_progress=False)
     return nle
 
 
 @pytest.fixture(scope="module")
 def trained_nre(simulations):
-    nre = NRE(PRIOR)
     theta, x = simulations
-    nre.train(theta, x, generator=torch.Generator().manual_seed(1), show_progress=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        nre = NRE(PRIOR)
+        nre.train(theta, x, generator=torch.Generator().manual_seed(1), show_progress=False)
     return nre
 
 
@@ -70,7 +78,8 @@ def test_posterior_matches_the_exact_one(
     posterior = trained.posterior(x_o if num_observations > 1 else x_o[0], **MCMC)
     samples = posterior.sample((2000,), generator=generator)
     assert samples.shape == (2000, 2)
-    tolerance = 0.15 if method == "nle" else 0.25
+    # Errors of the learned likelihood (or ratio) add up over K observations.
+    tolerance = 0.15 if method == "nle" and num_observations == 1 else 0.25
     assert torch.allclose(samples.mean(0), mean, atol=tolerance * std + 0.02)
     assert torch.allclose(samples.std(0), torch.full((2,), std), rtol=tolerance)
     assert (posterior.mcmc_result.rhat < 1.1).all()
@@ -139,23 +148,22 @@ def test_nle_rejects_a_wrong_observation(trained_nle):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("method", "threshold"),
-    [("nle", 0.72), ("nre", 0.75)],
-)
+@pytest.mark.parametrize(("method", "threshold"), [("nle", 0.62), ("nre", 0.64)])
 def test_gaussian_linear_c2st(method, threshold):
     """1,000 simulations; sbibm's mean C2ST at 10^3 is .650 (NLE) and .672 (NRE).
 
-    Here only 1,000 posterior samples are compared (sbibm: 10,000), which lowers C2ST a bit;
-    the prior against the posterior scores about 0.97, so the threshold is meaningful.
+    Only 1,000 posterior samples are compared here (sbibm: 10,000), which lowers C2ST: with
+    this seed NLE scores about 0.54, NRE 0.55, and the prior itself 0.86.
     """
     g = torch.Generator().manual_seed(0)
     prior = gaussian_linear.prior()
     theta = prior.sample((1000,), generator=g)
     x = gaussian_linear.simulate(theta, generator=g)
     x_o = gaussian_linear.simulate(prior.sample((1,), generator=g), generator=g)[0]
-    trained = NLE(prior) if method == "nle" else NRE(prior)
-    trained.train(theta, x, generator=g, show_progress=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        trained = NLE(prior) if method == "nle" else NRE(prior)
+        trained.train(theta, x, generator=g, show_progress=False)
     samples = trained.posterior(x_o, num_chains=100, warmup_steps=50).sample((1000,), generator=g)
     reference = gaussian_linear.sample_posterior(x_o, 1000, generator=g)
     assert c2st(reference, samples) < threshold

@@ -206,13 +206,14 @@ def c2st(
         raise ValueError(f"c2st mode must be 'fast' or 'sbibm', got {mode!r}")
     # One-dimensional inputs are N scalar samples, not one sample of dimension N.
     X, Y = (v.reshape(-1, 1) if v.ndim == 1 else v for v in map(torch.as_tensor, (X, Y)))
-    X, _ = as_batch(X, X.shape[-1], name="X", owner="c2st", dtype=torch.float64)
-    Y, _ = as_batch(Y, X.shape[1], name="Y", owner="c2st", dtype=torch.float64)
+    # float32 throughout, as sbibm computes with its float32 samples.
+    X, _ = as_batch(X, X.shape[-1], name="X", owner="c2st", dtype=torch.float32)
+    Y, _ = as_batch(Y, X.shape[1], name="Y", owner="c2st", dtype=torch.float32)
     if min(X.shape[0], Y.shape[0]) < num_folds:
         raise ValueError(f"c2st needs at least num_folds={num_folds} samples in X and in Y")
     if z_score:
         X, Y = _z_score(X, Y)
-    data = torch.cat([X, Y]).float()
+    data = torch.cat([X, Y])
     target = torch.cat([torch.zeros(X.shape[0]), torch.ones(Y.shape[0])])
     if mode == "sbibm":
         return _c2st_sbibm(data.numpy(), target.numpy(), seed, num_folds)
