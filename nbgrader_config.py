@@ -17,6 +17,10 @@ c.CourseDirectory.release_directory = "exercises"
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 c.Execute.execute_retries = 0
+# After a cell finishes, wait up to 30 s (not nbclient's 4 s) for its last output to arrive:
+# on a busy grading machine a slow kernel otherwise aborts the whole notebook with
+# "Timeout waiting for IOPub output".
+c.Execute.iopub_timeout = 30
 
 # Test cells are restored from the gradebook before grading, so a student who edits, empties or
 # deletes a test cell is graded by the original (hidden tests included); deleted grade cells
