@@ -103,6 +103,24 @@ def test_same_seed_same_samples(trained_nre):
     assert torch.equal(first, second)
 
 
+@pytest.mark.parametrize("method", [NLE, NRE])
+def test_training_depends_on_the_generator_only(method, simulations):
+    # The generator decides the initial weights, the split and the batches; the global RNG
+    # (seeded differently each time) plays no part.
+    theta, x = simulations
+    weights = []
+    for global_seed in (1, 2):
+        with torch.random.fork_rng():
+            torch.manual_seed(global_seed)
+            inference = method(PRIOR)
+            g = torch.Generator().manual_seed(3)
+            inference.train(
+                theta[:500], x[:500], generator=g, max_num_epochs=2, show_progress=False
+            )
+        weights.append(torch.cat([p.detach().flatten() for p in inference.estimator.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
 def test_nre_losses_at_a_constant_classifier(simulations):
     theta, x = simulations
     estimator = RatioEstimator(Standardize.identity(2), Standardize.identity(2), classifier="mlp")

@@ -1,7 +1,8 @@
 """Neural simulation-based inference: NPE, NLE, NRE and the pieces they share.
 
 * :mod:`~sbi_course.inference.training`: the training loop (validation split, Adam, gradient
-  clipping, early stopping, progress bar) and :func:`drop_invalid` for failed simulations;
+  clipping, early stopping, progress bar), :func:`drop_invalid` for failed simulations and
+  :func:`seeded_init` for reproducible weight initialisation;
 * :mod:`~sbi_course.inference.posterior`: the :class:`Posterior` interface every method returns;
 * :mod:`~sbi_course.inference.npe`: neural posterior estimation;
 * :mod:`~sbi_course.inference.nle`, :mod:`~sbi_course.inference.nre`: neural likelihood and
@@ -19,9 +20,17 @@ from __future__ import annotations
 
 import importlib
 
-from sbi_course.inference.training import TrainingHistory, drop_invalid, train
+from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
 
-__all__ = ["train", "TrainingHistory", "drop_invalid", "Posterior", "NPE", "NPEPosterior"]
+__all__ = [
+    "train",
+    "TrainingHistory",
+    "drop_invalid",
+    "seeded_init",
+    "Posterior",
+    "NPE",
+    "NPEPosterior",
+]
 
 # Names loaded on first use, so that importing the training loop does not import every method.
 _LAZY = {

@@ -189,6 +189,8 @@ def initial_chains(
     group_size = num_candidates // num_chains
     groups = log_weight[: group_size * num_chains].reshape(num_chains, group_size)
     best = groups.argmax(dim=1) + group_size * torch.arange(num_chains)
+    # A group without any state of positive density falls back to the best state overall.
+    best = torch.where(torch.isfinite(log_weight[best]), best, log_weight.argmax())
     return candidates[best]
 
 
@@ -487,7 +489,8 @@ def effective_sample_size(chains: Tensor) -> Tensor:
     Autocorrelations :math:`\rho_t` are estimated from the split chains together, and the
     integrated autocorrelation time :math:`\tau = -1 + 2 \sum_k (\rho_{2k} + \rho_{2k+1})` is
     summed while these pair sums stay positive (Geyer's initial positive sequence);
-    ESS :math:`= m n / \tau`.
+    ESS :math:`= m n / \tau`. It can exceed the number of samples (anti-correlated chains)
+    and is unreliable for chains of only a few tens of steps.
 
     Args:
         chains: shape (C, S, D) or (C, S), at least 4 steps per chain.

@@ -50,7 +50,7 @@ from torch.distributions import Distribution
 from sbi_course._validation import as_batch, check_generator
 from sbi_course.density import ConditionalDensityEstimator, build_estimator
 from sbi_course.inference.mcmc import MCMCPosterior
-from sbi_course.inference.training import TrainingHistory, drop_invalid, train
+from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
 
 __all__ = ["NLE", "LikelihoodPosterior", "TRAINING_DEFAULTS"]
 
@@ -134,12 +134,13 @@ class NLE:
             )
         if self.estimator is None:
             # The roles of NPE are swapped: x is the modelled variable, theta the context.
-            self.estimator = build_estimator(
-                self.density_estimator,
-                x.to(torch.get_default_dtype()),
-                theta.to(torch.get_default_dtype()),
-                **self.estimator_kwargs,
-            )
+            with seeded_init(generator):
+                self.estimator = build_estimator(
+                    self.density_estimator,
+                    x.to(torch.get_default_dtype()),
+                    theta.to(torch.get_default_dtype()),
+                    **self.estimator_kwargs,
+                )
         estimator = self.estimator
         if estimator.input_dim != x.shape[1] or estimator.context_dim != self.theta_dim:
             raise ValueError(

@@ -63,7 +63,7 @@ from sbi_course._validation import as_batch, check_generator
 from sbi_course.density.nets import make_net
 from sbi_course.density.standardize import Standardize
 from sbi_course.inference.mcmc import MCMCPosterior
-from sbi_course.inference.training import TrainingHistory, drop_invalid, train
+from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
 
 __all__ = ["NRE", "RatioEstimator", "RatioPosterior", "nre_loss", "TRAINING_DEFAULTS"]
 
@@ -264,14 +264,15 @@ class NRE:
         theta = theta.to(torch.get_default_dtype())
         x = x.to(torch.get_default_dtype())
         if self.estimator is None:
-            self.estimator = RatioEstimator(
-                Standardize.from_data(theta),
-                Standardize.from_data(x),
-                self.classifier,
-                self.hidden_features,
-                self.num_layers,
-                self.activation,
-            )
+            with seeded_init(generator):
+                self.estimator = RatioEstimator(
+                    Standardize.from_data(theta),
+                    Standardize.from_data(x),
+                    self.classifier,
+                    self.hidden_features,
+                    self.num_layers,
+                    self.activation,
+                )
         estimator = self.estimator
         if estimator.x_dim != x.shape[1]:
             raise ValueError(

@@ -32,6 +32,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -45,7 +46,7 @@ from tqdm.auto import tqdm
 
 from sbi_course._validation import check_generator
 
-__all__ = ["TrainingHistory", "train", "drop_invalid"]
+__all__ = ["TrainingHistory", "train", "drop_invalid", "seeded_init"]
 
 
 @dataclass
@@ -127,6 +128,34 @@ def drop_invalid(theta: Tensor, x: Tensor, owner: str) -> tuple[Tensor, Tensor]:
         )
         theta, x = theta[valid], x[valid]
     return theta, x
+
+
+@contextlib.contextmanager
+def seeded_init(generator: torch.Generator | None):
+    """Context in which torch's global RNG (used by ``nn.Linear`` & co. to draw initial
+    weights) is seeded from ``generator``, and restored afterwards.
+
+    torch layers initialise their weights from the global random number generator. Building a
+    network inside ``with seeded_init(generator):`` makes the initial weights a function of
+    ``generator`` (which advances by one draw) without changing the global state; with
+    ``None`` the global generator is used as usual.
+
+    Example:
+        >>> g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+        >>> with seeded_init(g1):
+        ...     a = nn.Linear(2, 2)
+        >>> with seeded_init(g2):
+        ...     b = nn.Linear(2, 2)
+        >>> torch.equal(a.weight, b.weight)
+        True
+    """
+    if generator is None:
+        yield
+        return
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _check_tensors(tensors: Sequence[Tensor]) -> list[Tensor]:

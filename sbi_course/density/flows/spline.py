@@ -157,6 +157,10 @@ class RQSplineCoupling(CouplingTransform):
 class NSF(ConditionalFlow):
     """Conditional neural spline flow: rational-quadratic spline couplings, alternating masks.
 
+    The defaults (four coupling layers with eight bins, residual conditioners of width 64, a
+    learned linear map between layers) are tuned for speed and accuracy on a CPU with
+    ``benchmarks/npe_two_moons.py``; the ``sbi`` library uses five layers of width 50.
+
     Args:
         input_dim: dimension D of the modelled variable.
         context_dim: dimension C of the context.
@@ -176,12 +180,12 @@ class NSF(ConditionalFlow):
         self,
         input_dim: int,
         context_dim: int,
-        num_transforms: int = 5,
+        num_transforms: int = 4,
         num_bins: int = 8,
         tail_bound: float = 3.0,
-        hidden_features: int = 50,
+        hidden_features: int = 64,
         num_layers: int = 2,
-        residual: bool = False,
+        residual: bool = True,
         activation: type[nn.Module] = nn.ReLU,
         linear: bool = True,
         **kwargs,
