@@ -22,9 +22,9 @@ from sbi_course.abc import ABCResult  # noqa: E402
 from sbi_course.plotting import (  # noqa: E402
     abc_epsilon_plot,
     coverage_plot,
-    ecdf_band,
     loss_plot,
     pairplot,
+    rank_ecdf_band,
     sbc_rank_plot,
     trace_plot,
 )
@@ -142,7 +142,7 @@ def test_ecdf_band_holds_uniform_ranks_with_its_confidence():
     # probability `confidence`: check on 500 fresh rank sets (binomial standard error of
     # the share ~0.013 at 0.9, so +-0.06 is over 4 of them).
     num, num_ranks, confidence = 100, 21, 0.9
-    z, lower, upper = ecdf_band(num, num_ranks, confidence)
+    z, lower, upper = rank_ecdf_band(num, num_ranks, confidence)
     assert z[0] == 0 and z[-1] == 1 and (lower <= 0).all() and (upper >= 0).all()
     k = np.round(z * num_ranks).astype(int)
     ranks = np.random.default_rng(123).integers(0, num_ranks, size=(500, num))

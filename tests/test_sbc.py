@@ -136,6 +136,24 @@ def test_ecdf_band_holds_uniform_ecdfs(generator):
     assert (point_upper - point_lower <= upper - lower).all()
 
 
+def test_rank_ecdf_of_calibrated_ranks_follows_the_diagonal(generator):
+    # Many runs with few posterior samples: a plain ECDF of r / (L + 1) would sit up to
+    # 1 / (L + 1) = 0.048 above the diagonal and leave the band; the averaged jitter does not.
+    L = 20
+    ranks = torch.randint(0, L + 1, (20_000, 2), generator=generator)
+    z, lower, upper = ecdf_band(20_000, num_points=60, generator=generator)
+    ecdf = rank_ecdf(ranks, L, z)
+    assert ecdf.shape == (60, 2)
+    assert np.abs(ecdf - z[:, None]).max() < 0.01
+    assert ((ecdf >= lower[:, None]) & (ecdf <= upper[:, None])).all()
+    # An overconfident posterior (ranks piled at the ends) leaves it.
+    edges = torch.cat([torch.zeros(6000, 1), torch.full((6000, 1), float(L))]).long()
+    piled = torch.cat([ranks[:8000, :1], edges])
+    assert not (
+        (rank_ecdf(piled, L, z)[:, 0] >= lower) & (rank_ecdf(piled, L, z)[:, 0] <= upper)
+    ).all()
+
+
 def test_coverage_of_exact_and_overconfident_posteriors(simulations, generator):
     theta, x = simulations
     nominal, exact = expected_coverage(

@@ -158,7 +158,15 @@ def sbc_uniformity(
 
 
 def rank_ecdf(ranks: Tensor, num_posterior_samples: int, z: np.ndarray) -> np.ndarray:
-    """Empirical CDF of the normalised ranks :math:`r / (L + 1)` at points ``z``.
+    r"""Empirical CDF of the normalised ranks at points ``z``, unbiased for calibrated ranks.
+
+    A rank :math:`r \in \{0, \dots, L\}` is discrete, so the plain ECDF of
+    :math:`r / (L + 1)` lies above the diagonal by up to :math:`1 / (L + 1)` even for a
+    perfect posterior. Instead each rank is spread uniformly over its cell,
+    :math:`u = (r + v) / (L + 1)` with :math:`v \sim U(0, 1)` (exactly uniform for a
+    calibrated posterior), and the jitter is averaged out: the value at :math:`z` is the mean
+    of :math:`\min(\max(z (L + 1) - r, 0), 1)`. Its expectation is exactly :math:`z` for a
+    calibrated posterior, and it is deterministic, so compare it with :func:`ecdf_band`.
 
     Args:
         ranks: shape (N, D) or (N,).
@@ -170,9 +178,9 @@ def rank_ecdf(ranks: Tensor, num_posterior_samples: int, z: np.ndarray) -> np.nd
     """
     ranks = torch.as_tensor(ranks)
     ranks = ranks.unsqueeze(1) if ranks.ndim == 1 else ranks
-    normalised = ranks.double().numpy() / (num_posterior_samples + 1)
     z = np.asarray(z, dtype=float)
-    return (normalised[None, :, :] <= z[:, None, None]).mean(axis=1)
+    position = z[:, None, None] * (num_posterior_samples + 1) - ranks.double().numpy()[None]
+    return np.clip(position, 0.0, 1.0).mean(axis=1)
 
 
 def ecdf_band(

@@ -26,7 +26,7 @@ Example:
 """
 
 from sbi_course.plotting._style import PALETTE, use_style
-from sbi_course.plotting.calibration import coverage_plot, ecdf_band, sbc_rank_plot
+from sbi_course.plotting.calibration import coverage_plot, rank_ecdf_band, sbc_rank_plot
 from sbi_course.plotting.pairplot import pairplot
 from sbi_course.plotting.progress import abc_epsilon_plot, loss_plot
 from sbi_course.plotting.traces import trace_plot
@@ -37,7 +37,7 @@ __all__ = [
     "pairplot",
     "sbc_rank_plot",
     "coverage_plot",
-    "ecdf_band",
+    "rank_ecdf_band",
     "loss_plot",
     "trace_plot",
     "abc_epsilon_plot",

@@ -42,7 +42,7 @@ from sbi_course.plotting._style import (
     to_numpy,
 )
 
-__all__ = ["sbc_rank_plot", "coverage_plot", "ecdf_band"]
+__all__ = ["sbc_rank_plot", "coverage_plot", "rank_ecdf_band"]
 
 
 def sbc_rank_plot(
@@ -159,7 +159,7 @@ def _rank_histogram(ax, r, num_ranks: int, num_bins: int | None, confidence: flo
     ax.set_xlim(edges[0], edges[-1])
 
 
-def ecdf_band(
+def rank_ecdf_band(
     num: int, num_ranks: int, confidence: float = 0.99, num_points: int = 100, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Simultaneous band for the ECDF of N uniform ranks on {0, ..., num_ranks - 1}.
@@ -195,7 +195,7 @@ def ecdf_band(
 
 def _ecdf_difference(ax, r, num_ranks: int, confidence: float) -> None:
     num = r.shape[0]
-    z, lower, upper = ecdf_band(num, num_ranks, confidence)
+    z, lower, upper = rank_ecdf_band(num, num_ranks, confidence)
     k = np.round(z * num_ranks).astype(int)
     ecdf = np.searchsorted(np.sort(r), k, side="left") / num  # share of ranks below k
     ax.fill_between(z, lower, upper, color=BAND_COLOR, alpha=0.5, lw=0)
