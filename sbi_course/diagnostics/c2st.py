@@ -20,7 +20,7 @@ Two modes:
   paper's numbers.
 * ``"fast"`` (default): the same z-scoring, network and 5 folds, but the 5 networks train
   *together* as one batched ensemble in torch (one matrix product per layer serves all folds)
-  for a fixed budget (30 epochs, at least 1,000 steps) with a one-cycle learning-rate
+  for a fixed budget (30 epochs, at least 500 steps) with a one-cycle learning-rate
   schedule, instead of until the training loss stops improving. In 2-D it agrees with
   ``"sbibm"`` to about 0.005 and is ten times faster or more.
 
@@ -129,7 +129,7 @@ def _c2st_fast(
         # Enough passes for large samples, and enough steps for small ones. Fewer (8 epochs)
         # underfit sharp differences, such as a thin crescent against a wide blob, by 0.01 to
         # 0.08; with 30 the agreement with "sbibm" on such cases is within 0.002.
-        num_epochs = max(30, math.ceil(1000 / steps_per_epoch))
+        num_epochs = max(30, math.ceil(500 / steps_per_epoch))
     # One-cycle: warm up to a large learning rate, then anneal; converges in few epochs.
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=learning_rate, total_steps=num_epochs * steps_per_epoch
@@ -192,7 +192,7 @@ def c2st(
         num_folds: number of cross-validation folds.
         z_score: standardise both samples with the mean and std of ``X`` first.
         num_epochs: training epochs in ``"fast"`` mode (default: 30, or more for small samples
-            so that each network takes at least 1,000 gradient steps).
+            so that each network takes at least 500 gradient steps).
         batch_size: mini-batch size in ``"fast"`` mode.
         learning_rate: peak Adam learning rate in ``"fast"`` mode.
 
