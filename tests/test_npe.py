@@ -174,3 +174,11 @@ def test_npe_flows_on_gaussian_linear(density_estimator, generator):
     samples = npe.posterior(x_o).sample((5000,), generator=generator)
     reference = task.reference_posterior(x_o, 5000, generator=generator)
     assert c2st(reference, samples, mode="fast") < 0.6  # sbibm's NPE: 0.552
+
+
+def test_auto_batch_size_scales_with_the_budget():
+    from sbi_course.inference.npe import TRAINING_DEFAULTS, auto_batch_size
+
+    assert TRAINING_DEFAULTS["batch_size"] == "auto"
+    sizes = [auto_batch_size(n) for n in (100, 1000, 2000, 10_000, 1_000_000)]
+    assert sizes == [64, 128, 256, 512, 512]

@@ -55,9 +55,12 @@ __all__ = ["NPE", "NPEPosterior", "TRAINING_DEFAULTS"]
 #: benchmarks/npe_two_moons.py. Batches of 512 cost little more per step than batches of 64
 #: on a CPU (the step is dominated by per-operation overhead), so they pass through the data
 #: faster; halving the learning rate whenever the validation loss stalls for 3 epochs then
-#: settles the weights, and training stops after 10 epochs without improvement.
+#: settles the weights, and training stops after 10 epochs without improvement. With
+#: ``"auto"`` the batch size is about an eighth of the simulations, between 64 and 512: small
+#: budgets need more (smaller) steps per epoch to learn before early stopping ends training
+#: (two moons with 10^3 simulations: C2ST 0.59 with batches of 128, 0.64 with 512).
 TRAINING_DEFAULTS: dict = {
-    "batch_size": 512,
+    "batch_size": "auto",
     "learning_rate": 2e-3,
     "lr_decay_factor": 0.5,
     "lr_decay_patience": 3,
@@ -66,6 +69,11 @@ TRAINING_DEFAULTS: dict = {
     "validation_fraction": 0.1,
     "clip_max_norm": 5.0,
 }
+
+
+def auto_batch_size(num_simulations: int) -> int:
+    """A power of two near ``num_simulations / 8``, at least 64 and at most 512."""
+    return int(min(512, max(64, 2 ** round(math.log2(max(num_simulations, 1) / 8)))))
 
 
 class NPE:
@@ -158,6 +166,8 @@ class NPE:
             return -estimator.log_prob(theta_batch, x_batch).mean()
 
         settings = {**TRAINING_DEFAULTS, "description": "NPE", **training_kwargs}
+        if settings["batch_size"] == "auto":
+            settings["batch_size"] = auto_batch_size(len(theta))
         self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
         return self.history
 
