@@ -185,3 +185,17 @@ def test_gaussian_linear_c2st(method, threshold):
     samples = trained.posterior(x_o, num_chains=100, warmup_steps=50).sample((1000,), generator=g)
     reference = gaussian_linear.sample_posterior(x_o, 1000, generator=g)
     assert c2st(reference, samples) < threshold
+
+
+@pytest.mark.parametrize("method", ["NPE", "NLE", "NRE"])
+def test_every_method_rejects_a_bad_prior_by_name(method):
+    from sbi_course.inference import NPE
+
+    cls = {"NPE": NPE, "NLE": NLE, "NRE": NRE}[method]
+    with pytest.raises(ValueError, match=f"{method} needs a prior"):
+        cls(torch.zeros(2))
+    with pytest.raises(ValueError, match=f"{method} needs a prior"):
+        cls(torch.distributions.Normal(0.0, 1.0))  # event shape (), not (D,)
+    if method != "NRE":
+        with pytest.raises(ValueError, match="density_estimator must be a name"):
+            cls(PRIOR, density_estimator=42)

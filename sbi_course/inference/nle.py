@@ -47,10 +47,11 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from sbi_course._validation import as_batch, check_generator
-from sbi_course.density import ConditionalDensityEstimator, build_estimator
+from sbi_course._validation import as_batch
+from sbi_course.density import ConditionalDensityEstimator
+from sbi_course.inference.base import DensityInference
 from sbi_course.inference.mcmc import MCMCPosterior
-from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
+from sbi_course.inference.training import TrainingHistory, train
 
 __all__ = ["NLE", "LikelihoodPosterior", "TRAINING_DEFAULTS"]
 
@@ -65,7 +66,7 @@ TRAINING_DEFAULTS: dict = {
 }
 
 
-class NLE:
+class NLE(DensityInference):
     """Neural likelihood estimation with a conditional density estimator of ``x`` given ``theta``.
 
     Args:
@@ -82,26 +83,15 @@ class NLE:
         history: the training history of the last :meth:`train` call.
     """
 
+    name = "NLE"
+
     def __init__(
         self,
         prior: Distribution,
         density_estimator: str | ConditionalDensityEstimator = "maf",
         **estimator_kwargs,
     ):
-        if not isinstance(prior, Distribution) or len(prior.event_shape) != 1:
-            raise ValueError("NLE needs a prior that is a torch Distribution with event shape (D,)")
-        self.prior = prior
-        self.theta_dim = int(prior.event_shape[0])
-        self.estimator: ConditionalDensityEstimator | None = None
-        self.history: TrainingHistory | None = None
-        if isinstance(density_estimator, ConditionalDensityEstimator):
-            self.estimator = density_estimator
-        elif not isinstance(density_estimator, str):
-            raise ValueError(
-                "density_estimator must be a name such as 'maf' or a ConditionalDensityEstimator"
-            )
-        self.density_estimator = density_estimator
-        self.estimator_kwargs = estimator_kwargs
+        super().__init__(prior, density_estimator, **estimator_kwargs)
 
     def train(
         self,
@@ -125,22 +115,9 @@ class NLE:
         Returns:
             The training history.
         """
-        check_generator(generator, "NLE.train")
-        theta, x = drop_invalid(theta, x, owner="NLE")
-        if theta.shape[1] != self.theta_dim:
-            raise ValueError(
-                f"theta must have shape (N, {self.theta_dim}) to match the prior, "
-                f"got {tuple(theta.shape)}"
-            )
-        if self.estimator is None:
-            # The roles of NPE are swapped: x is the modelled variable, theta the context.
-            with seeded_init(generator):
-                self.estimator = build_estimator(
-                    self.density_estimator,
-                    x.to(torch.get_default_dtype()),
-                    theta.to(torch.get_default_dtype()),
-                    **self.estimator_kwargs,
-                )
+        theta, x = self._training_pairs(theta, x, generator)
+        # The roles of NPE are swapped: x is the modelled variable, theta the context.
+        self._estimator_for(x, theta, generator)
         estimator = self.estimator
         if estimator.input_dim != x.shape[1] or estimator.context_dim != self.theta_dim:
             raise ValueError(

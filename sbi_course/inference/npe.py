@@ -44,9 +44,10 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from sbi_course._validation import as_batch, check_generator
-from sbi_course.density import ConditionalDensityEstimator, build_estimator
+from sbi_course.density import ConditionalDensityEstimator
+from sbi_course.inference.base import DensityInference
 from sbi_course.inference.posterior import Posterior, check_observation, num_samples_from_shape
-from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
+from sbi_course.inference.training import TrainingHistory, train
 from sbi_course.priors import in_support
 
 __all__ = ["NPE", "NPEPosterior", "TRAINING_DEFAULTS"]
@@ -76,7 +77,7 @@ def auto_batch_size(num_simulations: int) -> int:
     return int(min(512, max(64, 2 ** round(math.log2(max(num_simulations, 1) / 8)))))
 
 
-class NPE:
+class NPE(DensityInference):
     """Neural posterior estimation with a conditional density estimator.
 
     Args:
@@ -93,26 +94,15 @@ class NPE:
         history: the :class:`~sbi_course.inference.training.TrainingHistory` of the last training.
     """
 
+    name = "NPE"
+
     def __init__(
         self,
         prior: Distribution,
         density_estimator: str | ConditionalDensityEstimator = "nsf",
         **estimator_kwargs,
     ):
-        if not isinstance(prior, Distribution) or len(prior.event_shape) != 1:
-            raise ValueError("NPE needs a prior that is a torch Distribution with event shape (D,)")
-        self.prior = prior
-        self.theta_dim = int(prior.event_shape[0])
-        self.estimator: ConditionalDensityEstimator | None = None
-        self.history: TrainingHistory | None = None
-        if isinstance(density_estimator, ConditionalDensityEstimator):
-            self.estimator = density_estimator
-        elif not isinstance(density_estimator, str):
-            raise ValueError(
-                "density_estimator must be a name such as 'nsf' or a ConditionalDensityEstimator"
-            )
-        self.density_estimator = density_estimator
-        self.estimator_kwargs = estimator_kwargs
+        super().__init__(prior, density_estimator, **estimator_kwargs)
 
     def train(
         self,
@@ -138,21 +128,8 @@ class NPE:
         Returns:
             The training history.
         """
-        check_generator(generator, "NPE.train")
-        theta, x = drop_invalid(theta, x, owner="NPE")
-        if theta.shape[1] != self.theta_dim:
-            raise ValueError(
-                f"theta must have shape (N, {self.theta_dim}) to match the prior, "
-                f"got {tuple(theta.shape)}"
-            )
-        if self.estimator is None:
-            with seeded_init(generator):
-                self.estimator = build_estimator(
-                    self.density_estimator,
-                    theta.to(torch.get_default_dtype()),
-                    x.to(torch.get_default_dtype()),
-                    **self.estimator_kwargs,
-                )
+        theta, x = self._training_pairs(theta, x, generator)
+        self._estimator_for(theta, x, generator)
         estimator = self.estimator
         if estimator.input_dim != self.theta_dim or estimator.context_dim != x.shape[1]:
             raise ValueError(

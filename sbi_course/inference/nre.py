@@ -59,11 +59,12 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 from torch.nn import functional as F
 
-from sbi_course._validation import as_batch, check_generator
+from sbi_course._validation import as_batch
 from sbi_course.density.nets import make_net
 from sbi_course.density.standardize import Standardize
+from sbi_course.inference.base import NeuralInference
 from sbi_course.inference.mcmc import MCMCPosterior
-from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
+from sbi_course.inference.training import TrainingHistory, seeded_init, train
 
 __all__ = ["NRE", "RatioEstimator", "RatioPosterior", "nre_loss", "TRAINING_DEFAULTS"]
 
@@ -183,7 +184,7 @@ def nre_loss(
     return -(p_independent * log_q_independent + (1.0 - p_independent) * log_q_dependent).mean()
 
 
-class NRE:
+class NRE(NeuralInference):
     """Neural ratio estimation with a classifier on ``(theta, x)`` pairs.
 
     Args:
@@ -202,6 +203,8 @@ class NRE:
         history: the training history of the last :meth:`train` call.
     """
 
+    name = "NRE"
+
     def __init__(
         self,
         prior: Distribution,
@@ -213,8 +216,7 @@ class NRE:
         num_layers: int = 2,
         activation: type[nn.Module] = nn.SiLU,
     ):
-        if not isinstance(prior, Distribution) or len(prior.event_shape) != 1:
-            raise ValueError("NRE needs a prior that is a torch Distribution with event shape (D,)")
+        super().__init__(prior)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if classifier not in ("mlp", "resnet"):
@@ -223,14 +225,10 @@ class NRE:
             raise ValueError(f"num_atoms must be an integer >= 2, got {num_atoms}")
         if not gamma > 0:
             raise ValueError(f"gamma must be positive, got {gamma}")
-        self.prior = prior
-        self.theta_dim = int(prior.event_shape[0])
         self.classifier, self.loss = classifier, loss
         self.num_atoms, self.gamma = int(num_atoms), float(gamma)
         self.hidden_features, self.num_layers = hidden_features, num_layers
         self.activation = activation
-        self.estimator: RatioEstimator | None = None
-        self.history: TrainingHistory | None = None
 
     def train(
         self,
@@ -254,13 +252,7 @@ class NRE:
         Returns:
             The training history.
         """
-        check_generator(generator, "NRE.train")
-        theta, x = drop_invalid(theta, x, owner="NRE")
-        if theta.shape[1] != self.theta_dim:
-            raise ValueError(
-                f"theta must have shape (N, {self.theta_dim}) to match the prior, "
-                f"got {tuple(theta.shape)}"
-            )
+        theta, x = self._training_pairs(theta, x, generator)
         theta = theta.to(torch.get_default_dtype())
         x = x.to(torch.get_default_dtype())
         if self.estimator is None:

@@ -1,0 +1,103 @@
+"""What NPE, NLE and NRE share: the prior, the checks on training data, the first network.
+
+:class:`NeuralInference` holds the prior and checks simulated pairs before training;
+:class:`DensityInference` adds the choice of a conditional density estimator by name (NPE
+models ``theta`` given ``x``, NLE ``x`` given ``theta``). Students need not read this file: each
+method's own module shows its loss and its posterior.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+from sbi_course._validation import check_generator
+from sbi_course.density import ConditionalDensityEstimator, build_estimator
+from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init
+
+__all__ = ["NeuralInference", "DensityInference"]
+
+
+class NeuralInference:
+    """Base of the neural inference methods: a prior, a network trained on simulations.
+
+    Args:
+        prior: the prior the training parameters were drawn from (event shape (D,)).
+
+    Attributes:
+        prior: the prior.
+        theta_dim: D.
+        estimator: the trained network (``None`` before training).
+        history: the training history of the last training call.
+    """
+
+    #: The method's name in error messages and progress bars.
+    name = "inference"
+
+    def __init__(self, prior: Distribution):
+        if not isinstance(prior, Distribution) or len(prior.event_shape) != 1:
+            raise ValueError(
+                f"{self.name} needs a prior that is a torch Distribution with event shape (D,)"
+            )
+        self.prior = prior
+        self.theta_dim = int(prior.event_shape[0])
+        self.estimator = None
+        self.history: TrainingHistory | None = None
+
+    def _training_pairs(
+        self, theta: Tensor, x: Tensor, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor]:
+        """Check the generator and the shapes, drop rows with NaN or inf (with a warning)."""
+        check_generator(generator, f"{self.name}.train")
+        theta, x = drop_invalid(theta, x, owner=self.name)
+        if theta.shape[1] != self.theta_dim:
+            raise ValueError(
+                f"theta must have shape (N, {self.theta_dim}) to match the prior, "
+                f"got {tuple(theta.shape)}"
+            )
+        return theta, x
+
+
+class DensityInference(NeuralInference):
+    """Base of NPE and NLE: a conditional density estimator, given by name or ready-made.
+
+    Args:
+        prior: the prior (event shape (D,)).
+        density_estimator: a name for :func:`~sbi_course.density.build_estimator`, or a ready
+            :class:`~sbi_course.density.ConditionalDensityEstimator`.
+        **estimator_kwargs: hyperparameters for the builder.
+    """
+
+    def __init__(
+        self,
+        prior: Distribution,
+        density_estimator: str | ConditionalDensityEstimator,
+        **estimator_kwargs,
+    ):
+        super().__init__(prior)
+        if isinstance(density_estimator, ConditionalDensityEstimator):
+            self.estimator = density_estimator
+        elif not isinstance(density_estimator, str):
+            raise ValueError(
+                "density_estimator must be a name such as 'nsf' or 'maf', or a "
+                "ConditionalDensityEstimator"
+            )
+        self.density_estimator = density_estimator
+        self.estimator_kwargs = estimator_kwargs
+
+    def _estimator_for(
+        self, inputs: Tensor, context: Tensor, generator: torch.Generator | None
+    ) -> ConditionalDensityEstimator:
+        """The estimator, built on the first call (z-scoring fitted to these data, initial
+        weights drawn from ``generator``) and checked against the data's dimensions."""
+        if self.estimator is None:
+            dtype = torch.get_default_dtype()
+            with seeded_init(generator):
+                self.estimator = build_estimator(
+                    self.density_estimator,
+                    inputs.to(dtype),
+                    context.to(dtype),
+                    **self.estimator_kwargs,
+                )
+        return self.estimator
