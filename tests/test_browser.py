@@ -271,7 +271,14 @@ def save_and_read(page, course: Path, path: str) -> dict:
     while file.stat().st_mtime < since - 0.01:
         assert time.monotonic() < deadline, f"{path} was not saved"
         time.sleep(0.3)
-    return _notebook(course, path)
+    # Jupyter's "atomic" save writes the file in place (keeping a backup until it is done), so
+    # a reader can catch it half written: read until it parses.
+    while True:
+        try:
+            return _notebook(course, path)
+        except json.JSONDecodeError:
+            assert time.monotonic() < deadline, f"{path} was not completely saved"
+            time.sleep(0.3)
 
 
 def click_validate(page) -> tuple[str, object]:
