@@ -5,16 +5,26 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from benchmarks import report, run
-from benchmarks.algorithms import ALGORITHMS, resolve_algorithms, seed_for
-from benchmarks.kde import fit_kde
-from benchmarks.throughput import lotka_volterra_loop, measure_throughput, sir_loop
 from sbi_course.priors import BoxUniform
 from sbi_course.simulators import lotka_volterra, sir
+
+# benchmarks/ is a folder of the repository, not an installed package: make it importable
+# also when pytest is started as `pytest` rather than `python -m pytest`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import report, run  # noqa: E402
+from benchmarks.algorithms import ALGORITHMS, resolve_algorithms, seed_for  # noqa: E402
+from benchmarks.kde import fit_kde  # noqa: E402
+from benchmarks.throughput import (  # noqa: E402
+    lotka_volterra_loop,
+    measure_throughput,
+    sir_loop,
+)
 
 
 def test_kde_recovers_a_gaussian_and_respects_the_prior(generator):
@@ -103,6 +113,7 @@ def _read(path):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_writes_resumable_results(sbibm_dir, tmp_path, capsys):
     out = tmp_path / "bench"
     argv = [
@@ -144,3 +155,38 @@ def test_tiny_benchmark_writes_resumable_results(sbibm_dir, tmp_path, capsys):
     assert run.main(argv) == 0
     assert len(_read(out / "accuracy.csv")) == len(rows)
     assert len(json.loads((out / "meta.json").read_text())["runs"]) == 2
+
+
+def test_a_failing_algorithm_is_recorded_and_retried(sbibm_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    def broken(task, setup, observations):
+        raise RuntimeError("simulator exploded")
+        yield  # a generator, like every runner
+
+    failing = dataclasses.replace(ALGORITHMS["rej_abc"], run=broken)
+    monkeypatch.setitem(ALGORITHMS, "rej_abc", failing)
+    out = tmp_path / "bench"
+    argv = [
+        "--tasks", "two_moons", "--budgets", "200", "--observations", "1", "2",
+        "--algorithms", "rej_abc", "--c2st", "fast", "--num-samples", "100", "--jobs", "1",
+        "--skip-throughput", "--sbibm-dir", str(sbibm_dir), "--out", str(out),
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    rows = _read(out / "accuracy.csv")
+    assert [r["num_observation"] for r in rows] == ["1", "2"]
+    assert all(r["c2st"] == "" and "simulator exploded" in r["error"] for r in rows)
+    # Rows with an error are not done: the next run tries them again.
+    monkeypatch.setitem(ALGORITHMS, "rej_abc", dataclasses.replace(failing, run=_fixed_samples))
+    assert run.main(argv) == 0
+    rows = _read(out / "accuracy.csv")
+    assert len(rows) == 4 and all(r["c2st"] != "" for r in rows[2:])
+    assert "### two_moons" in (out / "RESULTS.md").read_text()
+
+
+def _fixed_samples(task, setup, observations):
+    from benchmarks.algorithms import ObservationResult
+
+    for i, _ in enumerate(observations):
+        g = torch.Generator().manual_seed(i)
+        yield ObservationResult(task.prior.sample((setup.num_samples,), generator=g))
