@@ -115,6 +115,19 @@ class AffineCoupling(CouplingTransform):
         return x * torch.exp(log_scale) + shift, log_scale
 
 
+def append_couplings(flow: ConditionalFlow, couplings, linear: bool) -> None:
+    """Append coupling layers to ``flow.transforms``, with a learned linear map between
+    neighbours when ``linear`` is set (it lets the flow pick its own axes).
+
+    ``couplings`` may be a generator: each layer is built just before it is appended, so the
+    order in which parameters are initialised is the order of the layers.
+    """
+    for layer, coupling in enumerate(couplings):
+        if linear and flow.input_dim > 1 and layer > 0:
+            flow.transforms.append(LULinear(flow.input_dim))
+        flow.transforms.append(coupling)
+
+
 class RealNVP(ConditionalFlow):
     """Conditional RealNVP: ``num_transforms`` affine coupling layers with alternating masks.
 
@@ -159,8 +172,4 @@ class RealNVP(ConditionalFlow):
             )
             for layer in range(num_transforms)
         )
-        for layer, coupling in enumerate(layers):
-            # A learned linear map between couplings lets the flow pick its own axes.
-            if linear and input_dim > 1 and layer > 0:
-                self.transforms.append(LULinear(input_dim))
-            self.transforms.append(coupling)
+        append_couplings(self, layers, linear)

@@ -34,8 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sbi_course.density.flows.base import ConditionalFlow, alternating_mask
-from sbi_course.density.flows.coupling import CouplingTransform
-from sbi_course.density.flows.linear import LULinear
+from sbi_course.density.flows.coupling import CouplingTransform, append_couplings
 
 __all__ = ["rational_quadratic_spline", "RQSplineCoupling", "NSF"]
 
@@ -204,8 +203,4 @@ class NSF(ConditionalFlow):
             )
             for layer in range(num_transforms)
         )
-        for layer, coupling in enumerate(layers):
-            # A learned linear map between couplings lets the flow pick its own axes.
-            if linear and input_dim > 1 and layer > 0:
-                self.transforms.append(LULinear(input_dim))
-            self.transforms.append(coupling)
+        append_couplings(self, layers, linear)
