@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,3 +79,40 @@ def test_fast_mode_agrees_with_sbibm_mode(case, generator):
         X, Y = _gaussians(n, 0.0 if case == "identical" else 1.0, generator)
     fast, sbibm = c2st(X, Y, mode="fast"), c2st(X, Y, mode="sbibm")
     assert fast == pytest.approx(sbibm, abs=0.02)
+
+
+def test_sbibm_mode_speed_up_changes_no_number(generator):
+    """The quicker ReLU backward step reproduces scikit-learn's MLP bit for bit."""
+    from sklearn.neural_network import MLPClassifier, _base
+
+    from sbi_course.diagnostics.c2st import _c2st_sbibm, _quick_relu_backward
+
+    X, Y = _crescent_and_gaussian(300, generator)
+    data = torch.cat([X, Y]).numpy()
+    target = np.concatenate([np.zeros(300), np.ones(300)])
+
+    def fit():
+        classifier = MLPClassifier(hidden_layer_sizes=(20, 20), max_iter=60, random_state=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 60 epochs do not converge; the test wants that
+            return classifier.fit(data, target)
+
+    plain = fit()
+    original = _base.DERIVATIVES["relu"]
+    with _quick_relu_backward():
+        assert _base.DERIVATIVES["relu"] is not original
+        quick = fit()
+    assert _base.DERIVATIVES["relu"] is original  # restored
+    assert plain.n_iter_ == quick.n_iter_ and plain.loss_curve_ == quick.loss_curve_
+    for a, b in zip(
+        plain.coefs_ + plain.intercepts_, quick.coefs_ + quick.intercepts_, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    # ... and so the whole sbibm-mode score, trained to convergence, is the same number.
+    assert _c2st_sbibm(data, target, 1, 5, quick=True) == _c2st_sbibm(
+        data, target, 1, 5, quick=False
+    )
+
+    with pytest.raises(RuntimeError), _quick_relu_backward():
+        raise RuntimeError("a failing fit")
+    assert _base.DERIVATIVES["relu"] is original  # restored after an error too
