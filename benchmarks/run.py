@@ -48,10 +48,10 @@ DEFAULT_OUT = REPO / "benchmarks" / "results"
 DEFAULT_REPORT = REPO / "benchmarks" / "RESULTS.md"
 QUICK_OUT = REPO / "benchmarks" / "out" / "quick"
 
-#: The default configuration (about an hour on two cores): all seven tasks and observation 1;
-#: the course's NPE, NLE and NRE and the sbi library's default NPE at 10^3 and 10^4
+#: The default configuration (52 minutes measured on two cores): all seven tasks and
+#: observation 1; the course's NPE, NLE and NRE and the sbi library's default NPE at 10^3 and 10^4
 #: simulations; rejection and SMC-ABC and the sbi library's NPE with a spline flow, NLE and NRE
-#: at 10^3 only. The sbibm-mode C2ST (30 to 150 CPU seconds each) dominates the cost. See
+#: at 10^3 only. The sbibm-mode C2ST (2 to 150 CPU seconds each) dominates the cost. See
 #: benchmarks/README.md for this and larger configurations.
 DEFAULTS = {
     "tasks": list(tasks.SBIBM_TASKS),
