@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -258,14 +259,21 @@ def _quiet():
         yield
 
 
+def _seed_globals(seed: int) -> None:
+    """Seed the global generators of torch and numpy, the only handles ``sbi`` offers."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
 def _run_sbi(method: str, density_estimator: str | None = None):
     def run(task: Task, setup: Setup, observations: list[Tensor]):
         import sbi.inference as sbi_inference
 
         cls = {"npe": sbi_inference.NPE, "nle": sbi_inference.NLE, "nre": sbi_inference.NRE}[method]
         kwargs = {} if density_estimator is None else {"density_estimator": density_estimator}
-        # sbi draws from torch's global RNG: seed it, so that a run can be repeated.
-        torch.manual_seed(setup.seed)
+        # sbi draws from torch's global RNG, and its vectorised slice sampler (NLE, NRE) from
+        # numpy's: seed both, so that a run can be repeated.
+        _seed_globals(setup.seed)
         with Timer() as train_timer, _quiet():
             inference = cls(
                 prior=task.prior, tracker=_NoTracker(), show_progress_bars=False, **kwargs
@@ -277,7 +285,7 @@ def _run_sbi(method: str, density_estimator: str | None = None):
             posterior = inference.build_posterior()
         epochs = inference.summary["epochs_trained"][-1]
         for i, x_o in enumerate(observations):
-            torch.manual_seed(setup.seed + 1 + i)
+            _seed_globals(setup.seed + 1 + i)
             with Timer() as timer, _quiet():
                 samples = posterior.sample(
                     (setup.num_samples,), x=x_o.float()[None], show_progress_bars=False
