@@ -83,9 +83,13 @@ def test_fast_mode_agrees_with_sbibm_mode(case, generator):
 
 def test_sbibm_mode_speed_up_changes_no_number(generator):
     """The quicker ReLU backward step reproduces scikit-learn's MLP bit for bit."""
-    from sklearn.neural_network import MLPClassifier, _base
+    from sklearn.neural_network import MLPClassifier
 
     from sbi_course.diagnostics.c2st import _c2st_sbibm, _quick_relu_backward
+
+    _base = pytest.importorskip("sklearn.neural_network._base")
+    if not isinstance(getattr(_base, "DERIVATIVES", None), dict):
+        pytest.skip("this scikit-learn has no table of derivatives: nothing is swapped")
 
     X, Y = _crescent_and_gaussian(300, generator)
     data = torch.cat([X, Y]).numpy()
