@@ -199,3 +199,21 @@ def test_every_method_rejects_a_bad_prior_by_name(method):
     if method != "NRE":
         with pytest.raises(ValueError, match="density_estimator must be a name"):
             cls(PRIOR, density_estimator=42)
+
+
+@pytest.mark.parametrize("method", ["NPE", "NLE"])
+def test_an_estimator_of_the_wrong_dimensions_is_refused(method):
+    from sbi_course.density import ConditionalGaussian
+    from sbi_course.inference import NPE
+
+    theta, x = torch.zeros(20, 2), torch.zeros(20, 3)
+    wrong = ConditionalGaussian(2, 2, num_layers=0)  # 2 given 2, but the data are 2 and 3
+    cls, modelled = {"NPE": (NPE, "parameters theta"), "NLE": (NLE, "data x")}[method]
+    with pytest.raises(ValueError, match=rf"the {method} estimator models {modelled} of dim"):
+        cls(PRIOR, density_estimator=wrong).train(theta, x, max_num_epochs=1)
+
+    # A built estimator refuses data of another dimension in a later call.
+    trained = cls(PRIOR, density_estimator="gaussian_diag")
+    trained.train(theta, x, max_num_epochs=1, show_progress=False)
+    with pytest.raises(ValueError, match=r"shape \(20, 4\)"):
+        trained.train(theta, torch.zeros(20, 4), max_num_epochs=1)

@@ -87,10 +87,22 @@ class DensityInference(NeuralInference):
         self.estimator_kwargs = estimator_kwargs
 
     def _estimator_for(
-        self, inputs: Tensor, context: Tensor, generator: torch.Generator | None
+        self,
+        inputs: Tensor,
+        context: Tensor,
+        generator: torch.Generator | None,
+        roles: tuple[str, str],
     ) -> ConditionalDensityEstimator:
         """The estimator, built on the first call (z-scoring fitted to these data, initial
-        weights drawn from ``generator``) and checked against the data's dimensions."""
+        weights drawn from ``generator``) and checked against the data's dimensions.
+
+        ``roles`` names the modelled variable and the context in error messages, for example
+        ``("parameters theta", "data x")`` for NPE.
+
+        Raises:
+            ValueError: when a ready-made (or earlier built) estimator's dimensions do not
+                match ``inputs`` and ``context``.
+        """
         if self.estimator is None:
             dtype = torch.get_default_dtype()
             with seeded_init(generator):
@@ -100,4 +112,12 @@ class DensityInference(NeuralInference):
                     context.to(dtype),
                     **self.estimator_kwargs,
                 )
-        return self.estimator
+        estimator = self.estimator
+        if estimator.input_dim != inputs.shape[1] or estimator.context_dim != context.shape[1]:
+            raise ValueError(
+                f"the {self.name} estimator models {roles[0]} of dimension "
+                f"{estimator.input_dim} given {roles[1]} of dimension {estimator.context_dim}; "
+                f"got {roles[0]} of shape {tuple(inputs.shape)} and {roles[1]} of shape "
+                f"{tuple(context.shape)}"
+            )
+        return estimator

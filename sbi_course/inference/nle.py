@@ -117,14 +117,7 @@ class NLE(DensityInference):
         """
         theta, x = self._training_pairs(theta, x, generator)
         # The roles of NPE are swapped: x is the modelled variable, theta the context.
-        self._estimator_for(x, theta, generator)
-        estimator = self.estimator
-        if estimator.input_dim != x.shape[1] or estimator.context_dim != self.theta_dim:
-            raise ValueError(
-                f"the likelihood estimator models data of dimension {estimator.input_dim} given "
-                f"parameters of dimension {estimator.context_dim}; got theta "
-                f"{tuple(theta.shape)} and x {tuple(x.shape)}"
-            )
+        estimator = self._estimator_for(x, theta, generator, ("data x", "parameters theta"))
         theta, x = theta.to(estimator.dtype), x.to(estimator.dtype)
 
         def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:

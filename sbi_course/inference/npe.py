@@ -129,14 +129,7 @@ class NPE(DensityInference):
             The training history.
         """
         theta, x = self._training_pairs(theta, x, generator)
-        self._estimator_for(theta, x, generator)
-        estimator = self.estimator
-        if estimator.input_dim != self.theta_dim or estimator.context_dim != x.shape[1]:
-            raise ValueError(
-                f"the density estimator models inputs of dimension {estimator.input_dim} given "
-                f"context of dimension {estimator.context_dim}; got theta {tuple(theta.shape)} "
-                f"and x {tuple(x.shape)}"
-            )
+        estimator = self._estimator_for(theta, x, generator, ("parameters theta", "data x"))
         theta, x = theta.to(estimator.dtype), x.to(estimator.dtype)
 
         def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
