@@ -89,11 +89,9 @@ def _quick_relu_backward():
     thread's MLP in the same process would see the swap too, with the same results.
     """
     try:
-        from sklearn.neural_network import _base
+        from sklearn.neural_network._base import DERIVATIVES as table
     except ImportError:  # pragma: no cover - a future scikit-learn layout
-        yield
-        return
-    table = getattr(_base, "DERIVATIVES", None)
+        table = None
     if not isinstance(table, dict) or "relu" not in table:  # pragma: no cover
         yield
         return
