@@ -84,3 +84,47 @@ def check_positive(theta: Tensor, owner: str, labels: list[str] | tuple[str, ...
             f"{owner} is undefined for non-positive {', '.join(columns)}: "
             f"{rows} of {theta.shape[0]} rows have a value <= 0"
         )
+
+
+#: Largest allocation (bytes) a single request may need before it is refused; override with the
+#: environment variable ``SBI_COURSE_MAX_BYTES`` (e.g. ``SBI_COURSE_MAX_BYTES=64e9``).
+DEFAULT_MAX_BYTES = 4 * 2**30
+
+
+def max_bytes() -> float:
+    """The memory limit of :func:`check_memory`, in bytes (``SBI_COURSE_MAX_BYTES`` or 4 GiB)."""
+    import os
+
+    value = os.environ.get("SBI_COURSE_MAX_BYTES")
+    if value is None:
+        return float(DEFAULT_MAX_BYTES)
+    try:
+        limit = float(value)
+    except ValueError:
+        raise ValueError(
+            f"SBI_COURSE_MAX_BYTES must be a number of bytes such as 8e9, got {value!r}"
+        ) from None
+    if not limit > 0:
+        raise ValueError(f"SBI_COURSE_MAX_BYTES must be positive, got {value!r}")
+    return limit
+
+
+def check_memory(num_bytes: float, *, what: str, owner: str, argument: str) -> None:
+    """Refuse, before allocating, a request that needs more than :func:`max_bytes`.
+
+    Args:
+        num_bytes: the estimated size of the largest allocation the request makes.
+        what: what would be allocated, for the message (``"1e9 prior draws of 2 floats"``).
+        owner: the function that asks.
+        argument: the argument to make smaller.
+
+    Raises:
+        MemoryError: with the estimate, the limit and how to raise it.
+    """
+    limit = max_bytes()
+    if num_bytes > limit:
+        raise MemoryError(
+            f"{owner}: {what} needs about {num_bytes / 2**30:.3g} GiB, above the limit of "
+            f"{limit / 2**30:.3g} GiB; make {argument} smaller, or raise the limit with the "
+            f"environment variable SBI_COURSE_MAX_BYTES (bytes) if this machine has the memory"
+        )
