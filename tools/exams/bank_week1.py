@@ -381,7 +381,7 @@ ITEMS = [
         "$\\epsilon \\to 0$, and what is the cost?",
         model_answer=(
             "Accepted samples follow the ABC posterior "
-            "$p(\\theta \\mid d(x, x_o) \\le \\epsilon)$. "
+            "$p(\\theta \\mid d(x, x_o) \\leq \\epsilon)$. "
             "A large $\\epsilon$ accepts many draws (low Monte Carlo variance) but the ABC "
             "posterior is wider than the true one (bias towards the prior). As $\\epsilon \\to 0$ "
             "(with sufficient summaries) the ABC posterior tends to $p(\\theta \\mid x_o)$, but "

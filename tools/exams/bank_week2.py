@@ -352,7 +352,7 @@ ITEMS = [
         question="Derive the density of $y = f(x)$ for a strictly increasing differentiable "
         "$f$ and $x \\sim p_X$, and write the log-density of a flow made of $K$ such layers.",
         model_answer=(
-            "$P(Y \\le y) = P(X \\le f^{-1}(y))$; differentiating, "
+            "$P(Y \\leq y) = P(X \\leq f^{-1}(y))$; differentiating, "
             "$p_Y(y) = p_X(f^{-1}(y))\\, (f^{-1})'(y) = p_X(x) / f'(x)$ at $x = f^{-1}(y)$. "
             "For $y = f_K \\circ \\dots \\circ f_1(x)$ with $x_0 = x$, $x_k = f_k(x_{k-1})$: "
             "$\\log p_Y(y) = \\log p_X(x_0) - \\sum_k \\log |f_k'(x_{k-1})|$ (determinants in "

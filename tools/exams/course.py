@@ -119,19 +119,33 @@ def _normalised(path: Path) -> dict:
     }
 
 
-def stale_exams(root: str | Path) -> list[str]:
-    """Exam notebooks in ``root`` that differ from a fresh build and release of the bank."""
+def stale_exams(root: str | Path, fresh: str | Path | None = None) -> list[str]:
+    """Exam notebooks in ``root`` that differ from a fresh build and release of the bank.
+
+    Args:
+        root: the course root with the committed ``exams/``.
+        fresh: a course folder where :func:`build` and :func:`release` already ran (as
+            :func:`autograde` does); default: build and release in a temporary folder.
+    """
     root = Path(root).resolve()
-    stale = []
     with tempfile.TemporaryDirectory(prefix="sbi-course-exams-") as tmp:
-        tmp = Path(tmp)
-        shutil.copy(root / "nbgrader_config.py", tmp / "nbgrader_config.py")
-        build(tmp)
-        release(tmp)
-        for fresh in sorted((tmp / "exams").rglob("*.ipynb")):
-            committed = root / fresh.relative_to(tmp)
-            if not committed.is_file() or _normalised(committed) != _normalised(fresh):
-                stale.append(str(fresh.relative_to(tmp)))
+        if fresh is None:
+            fresh = Path(tmp)
+            shutil.copy(root / "nbgrader_config.py", fresh / "nbgrader_config.py")
+            build(fresh)
+            release(fresh)
+        fresh = Path(fresh)
+        stale = []
+        for new in sorted((fresh / "exams").rglob("*.ipynb")):
+            committed = root / new.relative_to(fresh)
+            if not committed.is_file() or _normalised(committed) != _normalised(new):
+                stale.append(str(new.relative_to(fresh)))
+        for old in sorted((root / "exams").rglob("*.ipynb")):
+            if (
+                ".ipynb_checkpoints" not in old.parts
+                and not (fresh / old.relative_to(root)).is_file()
+            ):
+                stale.append(str(old.relative_to(root)))
     return stale
 
 
