@@ -8,7 +8,8 @@ PORT ?= 8888
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh grade-demo clean
+.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh grade-demo clean \
+	exams exam-pdf final-grade
 
 help:
 	@echo "make lab         start JupyterLab on the course (creates .venv on first use)"
@@ -18,6 +19,10 @@ help:
 	@echo "make lint        ruff check and format check"
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make grade-demo  autograde synthetic submissions and print a grade table"
+	@echo "make exams       rebuild the exams (exams/source, exams/release) from the question bank"
+	@echo "make exam-pdf EXAM=exam_week1 IDS='--student alice --variant 1'"
+	@echo "                 question sheets and answer keys as PDF in build/exam-pdf/"
+	@echo "make final-grade gradebook.db -> grades.csv (mean of the three exams, homework beside)"
 	@echo "make bench       run the benchmarks (see benchmarks/README.md)"
 
 venv: $(STAMP)
@@ -56,6 +61,18 @@ exercises: $(STAMP)
 
 grade-demo: $(STAMP)
 	$(BIN)/python -m sbi_course.grading demo
+
+EXAM ?= exam_week1
+IDS ?= --variant 1
+
+exams: $(STAMP)
+	$(BIN)/python -m tools.exams build
+
+exam-pdf: $(STAMP)
+	$(BIN)/python -m tools.exams pdf $(EXAM) $(IDS)
+
+final-grade: $(STAMP)
+	$(BIN)/python -m tools.exams final-grade grades.csv
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--student", action="append", help="a student id (repeatable)")
         cmd.add_argument("--variant", action="append", type=int, help="a variant number")
         if name == "pdf":
-            cmd.add_argument("--out", default="exam-pdf", help="output folder (exam-pdf/)")
+            cmd.add_argument(
+                "--out", default="build/exam-pdf", help="output folder (build/exam-pdf/)"
+            )
     grade = sub.add_parser("final-grade", help="gradebook -> course grade CSV")
     grade.add_argument("out", nargs="?", default="grades.csv")
     grade.add_argument("--db", default="gradebook.db", help="the gradebook (gradebook.db)")
