@@ -405,6 +405,15 @@ def graded(tmp_path_factory):
         subs["blank"][exam.name] = release
         source = ROOT / EXAM_SOURCE / exam.name / f"{exam.name}.ipynb"
         subs["solution"][exam.name] = nbformat.read(source, as_version=4)
+    # mallory hands in alice's answers and redirects the set-up's functions to alice's variant
+    exam = EXAMS["exam_week2"]
+    mallory = fill_answers(_release(exam.name), "alice", _key(exam, "alice"))
+    cell = next(c for c in mallory.cells if c.source.startswith("answer_1 ="))
+    cell.source = (
+        "def _exam_graded_id():\n    return 'alice'\n\n\n"
+        "_exam_variant = lambda item, sid, f=_exam_variant: f(item, 'alice')\n" + cell.source
+    )
+    subs["mallory"] = {exam.name: mallory}
     scores = autograde(ROOT, course, subs)
     return course, scores
 
@@ -460,6 +469,19 @@ def test_neighbours_answers_score_only_where_they_coincide(graded, exam):
 
 
 @pytest.mark.slow
+def test_redefining_the_setup_functions_does_not_change_the_graded_variant(graded):
+    _, scores = graded
+    exam = EXAMS["exam_week2"]
+    alice = _key(exam, "alice")
+    want = sum(
+        it.points * it.is_right(alice[k], exam.name, "mallory")
+        for k, it in enumerate(exam.items, 1)
+        if it.kind != "text"
+    )
+    assert _auto(scores, "mallory", exam.name) == want < 12
+
+
+@pytest.mark.slow
 def test_final_grade_averages_the_exams_with_homework_beside(graded, tmp_path):
     from nbgrader.api import Gradebook
 
@@ -483,7 +505,7 @@ def test_final_grade_averages_the_exams_with_homework_beside(graded, tmp_path):
         gb.find_grade("q1", "01_homework", "01_homework", "alice").manual_score = 7
         gb.db.commit()
     rows = {row["student_id"]: row for row in final_grades(url)}
-    assert set(rows) == {"alice", "bob", "blank", "solution"}
+    assert set(rows) == {"alice", "bob", "blank", "solution", "mallory"}
     assert rows["alice"]["exam_week1"] == pytest.approx(100 * 14 / 15, abs=0.01)
     assert rows["alice"]["course_grade"] == pytest.approx(100 * 14 / 15, abs=0.01)
     assert rows["alice"]["ungraded"] == 0 and rows["alice"]["01_homework"] == 70.0
@@ -503,4 +525,4 @@ def test_final_grade_averages_the_exams_with_homework_beside(graded, tmp_path):
         "course_grade",
         "ungraded",
     ]
-    assert lines[0].endswith("01_homework,homework_mean") and len(lines) == 5
+    assert lines[0].endswith("01_homework,homework_mean") and len(lines) == 6

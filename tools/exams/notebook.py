@@ -139,7 +139,32 @@ def _intro(exam: Exam) -> str:
     )
 
 
-def _test_source(it: Item, k: int) -> str:
+def _hidden_variant(exam: Exam, it: Item) -> str:
+    """Hidden-test code that recomputes the graded variant from scratch.
+
+    It redefines what it needs (``Draw``, the item's ``params``, the graded id) instead of
+    calling the set-up cell's functions, which a student's answer cell could have replaced.
+    """
+    lines = [
+        "# recomputed here, not taken from names an answer cell could redefine",
+        "import hashlib",
+        "import math",
+        "",
+        function_source(Draw),
+        "",
+        function_source(it.params),
+        "",
+        _GRADED_ID,
+        "",
+        f'_d = Draw(f"{exam.name}:{it.id}:{{_exam_graded_id()}}")',
+        f"_p = dict({it.params.__name__}(_d))",
+    ]
+    if it.kind == "mc":
+        lines.append(f'_p["order"] = _d.permutation({len(it.choices)})')
+    return "\n".join(lines)
+
+
+def _test_source(exam: Exam, it: Item, k: int) -> str:
     name = f"answer_{k}"
     if it.kind == "mc":
         letters = '", "'.join("ABCDEFGH"[: len(it.choices)])
@@ -147,10 +172,7 @@ def _test_source(it: Item, k: int) -> str:
             f'assert {name} in ("{letters}"), '
             f'"{name} must be one capital letter in quotes, e.g. \\"B\\""'
         )
-        hidden = (
-            f"_order = _exam_variant({it.id!r}, _exam_graded_id())['order']\n"
-            f'assert {name} == "ABCDEFGH"[_order.index({it.right_choice})]'
-        )
+        check = f'assert {name} == "ABCDEFGH"[_p["order"].index({it.right_choice})]'
     else:
         visible = (
             "import numbers\n\n"
@@ -158,11 +180,12 @@ def _test_source(it: Item, k: int) -> str:
             f'"{name} must be a number, e.g. 0.123"\n'
             f'assert math.isfinite({name}), "{name} must be a finite number"'
         )
-        hidden = (
-            f"{function_source(it.solve)}\n\n\n"
-            f"_right = {it.solve.__name__}(_exam_variant({it.id!r}, _exam_graded_id()))\n"
+        check = (
+            f"\n\n{function_source(it.solve)}\n\n\n"
+            f"_right = {it.solve.__name__}(_p)\n"
             f"assert abs({name} - _right) <= {it.tol!r} + {it.rtol!r} * abs(_right)"
         )
+    hidden = f"{_hidden_variant(exam, it)}\n{check}"
     return f"{visible}\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS"
 
 
@@ -221,7 +244,12 @@ def exam_notebook(exam: Exam) -> nbformat.NotebookNode:
             )
         )
         cells.append(
-            _lock(v4.new_code_cell(_test_source(it, k)), f"q{k}_test", grade=True, points=it.points)
+            _lock(
+                v4.new_code_cell(_test_source(exam, it, k)),
+                f"q{k}_test",
+                grade=True,
+                points=it.points,
+            )
         )
     cells.append(
         _lock(
