@@ -526,3 +526,20 @@ def test_final_grade_averages_the_exams_with_homework_beside(graded, tmp_path):
         "ungraded",
     ]
     assert lines[0].endswith("01_homework,homework_mean") and len(lines) == 6
+
+
+@pytest.mark.slow
+def test_validate_checks_the_format_not_the_answers(tmp_path):
+    from nbgrader.validator import Validator
+
+    exam = EXAMS["exam_week1"]
+    wrong = {k: "A" if it.kind == "mc" else 123.0 for k, it in enumerate(exam.items, 1)}
+    wrong = {k: v for k, v in wrong.items() if exam.items[k - 1].kind != "text"}
+    texts = {k: "An answer." for k, it in enumerate(exam.items, 1) if it.kind == "text"}
+    path = tmp_path / "exam_week1.ipynb"
+    nbformat.write(fill_answers(_release(exam.name), "alice", wrong, texts), path)
+    assert Validator().validate(str(path)) == {}  # well-formed, mostly wrong: nothing to report
+    malformed = {**wrong, 1: "right one", 2: "0.5"}
+    nbformat.write(fill_answers(_release(exam.name), "alice", malformed, texts), path)
+    failed = Validator().validate(str(path))["failed"]
+    assert len(failed) == 2 and "capital letter" in failed[0]["error"]
