@@ -19,7 +19,7 @@ help:
 	@echo "make lint        ruff check and format check"
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make grade-demo  autograde synthetic submissions and print a grade table"
-	@echo "make exams       rebuild the exams (exams/source, exams/release) from the question bank"
+	@echo "make exams       rebuild the exams (exams/source, exams/exercises) from the question bank"
 	@echo "make exam-pdf EXAM=exam_week1 IDS='--student alice --variant 1'"
 	@echo "                 question sheets and answer keys as PDF in build/exam-pdf/"
 	@echo "make final-grade gradebook.db -> grades.csv (mean of the three exams, homework beside)"

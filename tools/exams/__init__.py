@@ -2,7 +2,7 @@
 
 Run from the course root::
 
-    python -m tools.exams build                 # bank -> exams/source and exams/release
+    python -m tools.exams build                 # bank -> exams/source and exams/exercises
     python -m tools.exams check                 # exit 1 when the committed exams are stale
     python -m tools.exams pdf EXAM --student ID # question sheet and answer key as PDF
     python -m tools.exams key EXAM --student ID # the answer key as text

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m tools.exams", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="write exams/source and exams/release from the bank")
+    sub.add_parser("build", help="write exams/source and exams/exercises from the bank")
     sub.add_parser("check", help="exit 1 when the committed exam notebooks are stale")
     sub.add_parser("bank", help="list the items per week and the exams")
     for name, text in (("pdf", "question sheet and key as PDF"), ("key", "answer key as text")):
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in build(root):
             print(f"wrote {path.relative_to(root)}")
         release(root)
-        print("released " + ", ".join(e.name for e in GRADED_EXAMS) + " to exams/release/")
+        print("released " + ", ".join(e.name for e in GRADED_EXAMS) + " to exams/exercises/")
     elif args.command == "check":
         from tools.exams.course import stale_exams
 

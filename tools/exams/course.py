@@ -1,12 +1,12 @@
 """Writing the exams to the course folder and running nbgrader on them.
 
 The graded exams are nbgrader assignments kept apart from the homework: their sources live in
-``exams/source/<exam>/<exam>.ipynb`` and nbgrader releases them to ``exams/release/<exam>/``
+``exams/source/<exam>/<exam>.ipynb`` and nbgrader releases them to ``exams/exercises/<exam>/``
 (the student versions, committed), so the homework's folders and tests are untouched. Every
 nbgrader command on an exam runs with :func:`exam_config`: the course's ``nbgrader_config.py``
 with these two folders and an answer stub that leaves ``answer_<k> = None`` in place instead
 of nbgrader's ``raise NotImplementedError()``. The mini-test is a plain notebook,
-``exams/release/minitest/minitest.ipynb``.
+``exams/exercises/minitest/minitest.ipynb``.
 
 nbgrader is used through its public API (:class:`nbgrader.apps.NbGraderAPI`); the course
 configuration is read by :func:`sbi_course.grading.load_config` (one import, below, to repoint
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 EXAM_SOURCE = "exams/source"
-EXAM_RELEASE = "exams/release"
+EXAM_RELEASE = "exams/exercises"
 _STUB = "\n"
 
 
