@@ -347,6 +347,33 @@ def test_key_command_prints_the_answers(capsys):
             assert f"[{it.id}] {it.answer('exam_week3', 'alice')}" in out
 
 
+def test_nbgrader_and_formgrader_see_the_exams_with_the_environment_switch(monkeypatch):
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    from sbi_course.grading import load_config
+    from tools.exams.course import exam_config
+
+    def api():
+        config = load_config(ROOT)
+        return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config), config
+
+    assert "exam_week1" not in api()[0].get_source_assignments()
+    monkeypatch.setenv("SBI_COURSE_NBGRADER", "exams")
+    nbgrader, config = api()  # what nbgrader's commands and Formgrader load
+    assert nbgrader.get_source_assignments() == {e.name for e in GRADED_EXAMS}
+    ours = exam_config(ROOT)
+    for section, trait in [
+        ("CourseDirectory", "source_directory"),
+        ("CourseDirectory", "release_directory"),
+        ("ClearSolutions", "code_stub"),
+    ]:
+        assert config[section][trait] == ours[section][trait]
+    pattern = config.FileNameCollectorPlugin.named_regexp
+    found = re.match(pattern, "downloaded/exam_week2/extracted/a_b_exam_week2.ipynb")
+    assert found.group("student_id") == "a_b" and found.group("file_id") == "exam_week2.ipynb"
+
+
 # --------------------------------------------------------------------------------------------
 # Paper copies
 # --------------------------------------------------------------------------------------------
