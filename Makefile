@@ -8,7 +8,7 @@ PORT ?= 8888
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh grade-demo clean
+.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh bench-scale grade-demo clean
 
 help:
 	@echo "make lab         start JupyterLab on the course (creates .venv on first use)"
@@ -19,6 +19,7 @@ help:
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make grade-demo  autograde synthetic submissions and print a grade table"
 	@echo "make bench       run the benchmarks (see benchmarks/README.md)"
+	@echo "make bench-scale simulations per second: loop, batched, 1 and 2 workers (SCALE_ARGS=...)"
 
 venv: $(STAMP)
 
@@ -62,6 +63,9 @@ bench: $(STAMP)
 
 bench-hh: $(STAMP)
 	$(BIN)/python benchmarks/hodgkin_huxley_speed.py
+
+bench-scale: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/scaling.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache submitted autograded feedback release gradebook.db
