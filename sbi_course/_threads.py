@@ -16,8 +16,8 @@ The policy, applied once when :mod:`sbi_course` is imported:
 
 Whenever it changes something it says so in one log line (logger ``sbi_course``, level
 WARNING, so that it shows once in a notebook); :func:`set_num_threads` overrides it later.
-When torch is not imported yet, the choice goes to ``OMP_NUM_THREADS``, which torch reads
-when it starts, so that importing :mod:`sbi_course` does not import torch. Thread counts
+The choice also goes to ``OMP_NUM_THREADS``, which torch reads when it starts (so importing
+:mod:`sbi_course` need not import torch) and which the processes started later inherit. Thread counts
 change no random draw: seeded results stay the same.
 """
 
@@ -175,12 +175,13 @@ def apply_policy() -> int | None:
             return None
         why = f"this process may use {number} of the machine's {host} CPUs"
     torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() == number:
+        return number
+    # torch reads it when it loads, and so do the processes started from here (joblib's
+    # workers, kernels): they get the same number without saying so again.
+    os.environ["OMP_NUM_THREADS"] = str(number)
     if torch is not None:
-        if torch.get_num_threads() == number:
-            return number
         torch.set_num_threads(number)
-    else:
-        os.environ["OMP_NUM_THREADS"] = str(number)  # torch reads it when it loads
     _announce(
         f"torch will use {number} thread{'s' if number > 1 else ''} ({why}); override with "
         f"{ENV_VAR}=n or sbi_course.set_num_threads(n)"

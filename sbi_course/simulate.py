@@ -52,10 +52,12 @@ from torch import Tensor
 __all__ = ["Simulations", "simulate", "DEFAULT_CHUNK_SIZE"]
 
 #: Simulations per chunk. Part of the result's definition: the same seed and chunk size give
-#: the same numbers for any number of workers. 500 keeps batched simulators efficient
-#: (a Hodgkin-Huxley batch of 500 costs little more than one neuron) and gives enough chunks
-#: to share 10^4 simulations among a few dozen workers.
-DEFAULT_CHUNK_SIZE = 500
+#: the same numbers for any number of workers. Batched simulators pay a fixed cost per call
+#: (Hodgkin-Huxley's 12,000-step time loop, SIR's adaptive ODE steps), so chunks must be
+#: large: Hodgkin-Huxley runs about 1.5 times faster per simulation in batches of 1,000 than
+#: of 500 (benchmarks/results/hodgkin_huxley_speed.md). 1,000 still gives 10 chunks to share
+#: 10^4 simulations and 1,000 chunks for 10^6 on a cluster; a trace batch is about 100 MB.
+DEFAULT_CHUNK_SIZE = 1000
 
 _OWNER = "simulate"
 
