@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Simulations", "simulate", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["Simulations", "simulate", "chunk_seeds", "DEFAULT_CHUNK_SIZE"]
 
 #: Simulations per chunk. Part of the result's definition: the same seed and chunk size give
 #: the same numbers for any number of workers. Batched simulators pay a fixed cost per call

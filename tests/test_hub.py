@@ -127,14 +127,21 @@ def test_students_fetch_answer_and_submit_and_the_instructor_grades():
     from playwright.sync_api import sync_playwright
 
     users = [INSTRUCTOR, *ANSWERS]
+    start = time.monotonic()
+
+    def said(what: str) -> None:  # what the test saw, and when (pytest -s shows it)
+        print(f"[hub test {time.monotonic() - start:6.1f} s] {what}", flush=True)
+
     with tempfile.TemporaryDirectory(prefix="sbi-course-hub-") as tmp:
         with running_hub(Path(tmp) / "hub", users, INSTRUCTOR) as hub:
+            said(f"JupyterHub answers at {hub.url}")
             course = hub.home(INSTRUCTOR) / "course"
             write_assignment(course)
             write_nbgrader_config(course, hub.exchange, {INSTRUCTOR})
             nbgrader(course, hub, INSTRUCTOR, "generate_assignment", ASSIGNMENT)
             nbgrader(course, hub, INSTRUCTOR, "release_assignment", ASSIGNMENT)
             assert (hub.exchange / "hubcourse" / "outbound" / ASSIGNMENT).is_dir()
+            said(f"the instructor released {ASSIGNMENT} into the exchange")
 
             with sync_playwright() as playwright:
                 browser = launch_chromium(playwright)
@@ -149,7 +156,9 @@ def test_students_fetch_answer_and_submit_and_the_instructor_grades():
                         try:
                             wait_for_lab(page, user)
                             hub.record_descendants()
+                            said(f"{user} logged in; JupyterLab is up at {page.url}")
                             fetch_answer_submit(page, hub.home(user), ANSWERS[user])
+                            said(f"{user} fetched, answered, saved and submitted")
                             print(f"screenshot: {screenshot(page, f'{user}-submitted')}")
                         except Exception:
                             print(f"screenshot: {screenshot(page, f'FAILED-{user}')}")
@@ -164,12 +173,14 @@ def test_students_fetch_answer_and_submit_and_the_instructor_grades():
             assert inbound == sorted(ANSWERS), f"the exchange's inbound holds {inbound}"
             nbgrader(course, hub, INSTRUCTOR, "collect", ASSIGNMENT)
             nbgrader(course, hub, INSTRUCTOR, "autograde", ASSIGNMENT)
+            said(f"the instructor collected and autograded the submissions of {inbound}")
             with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
                 scores = {
                     s.student.id: (s.score, s.max_score)
                     for s in gradebook.assignment_submissions(ASSIGNMENT)
                 }
-            print(f"scores: {scores}")
+            said(f"scores (points, out of): {scores}")
             assert scores == {u: (EXPECTED_SCORES[u], 3.0) for u in ANSWERS}
             hub.record_descendants()
         assert processes_left(hub) == [], "the hub left processes behind"
+        said(f"hub stopped; none of its {len(hub.seen)} processes is left")
