@@ -144,6 +144,15 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
             f"| {r['task']} | {r['method']} | {r['simulations']} | {r['seconds']:.2f} | "
             f"{r['rate']:.1f} | {speedup} | {efficiency} | {same} | {r['load']} |"
         )
+    busiest = max(float(r["load"].split(" / ")[0]) for r in rows)
+    if busiest > (os.cpu_count() or 1):
+        lines += [
+            "",
+            f"**The machine was busy** (load average up to {busiest:.1f} on {os.cpu_count()} "
+            f"cores): the workers competed with other jobs, so these speed-ups and efficiencies "
+            f"measure that contention, not `simulate`. Rerun on an idle machine "
+            f"(`make bench-scale`) for the efficiency target.",
+        ]
     return "\n".join(lines) + "\n"
 
 

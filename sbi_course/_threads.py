@@ -17,8 +17,8 @@ The policy, applied once when :mod:`sbi_course` is imported:
 Whenever it changes something it says so in one log line (logger ``sbi_course``, level
 WARNING, so that it shows once in a notebook); :func:`set_num_threads` overrides it later.
 The choice also goes to ``OMP_NUM_THREADS``, which torch reads when it starts (so importing
-:mod:`sbi_course` need not import torch) and which the processes started later inherit. Thread counts
-change no random draw: seeded results stay the same.
+:mod:`sbi_course` need not import torch) and which the processes started later inherit.
+Thread counts change no random draw: seeded results stay the same.
 """
 
 from __future__ import annotations
