@@ -8,8 +8,8 @@ PORT ?= 8888
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh grade-demo clean \
-	exams exam-pdf final-grade
+.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh bench-scale \
+	grade-demo clean exams exam-pdf final-grade
 
 help:
 	@echo "make lab         start JupyterLab on the course (creates .venv on first use)"
@@ -24,6 +24,7 @@ help:
 	@echo "                 question sheets and answer keys as PDF in build/exam-pdf/"
 	@echo "make final-grade gradebook.db -> grades.csv (mean of the three exams, homework beside)"
 	@echo "make bench       run the benchmarks (see benchmarks/README.md)"
+	@echo "make bench-scale simulations per second: loop, batched, 1 and 2 workers (SCALE_ARGS=...)"
 
 venv: $(STAMP)
 
@@ -79,6 +80,9 @@ bench: $(STAMP)
 
 bench-hh: $(STAMP)
 	$(BIN)/python benchmarks/hodgkin_huxley_speed.py
+
+bench-scale: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/scaling.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache submitted autograded feedback release gradebook.db
