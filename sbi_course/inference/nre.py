@@ -63,8 +63,8 @@ from sbi_course._validation import as_batch
 from sbi_course.density.nets import make_net
 from sbi_course.density.standardize import Standardize
 from sbi_course.inference.base import NeuralInference
-from sbi_course.inference.mcmc import MCMCPosterior
 from sbi_course.inference.training import TrainingHistory, seeded_init, train
+from sbi_course.inference.unnormalized import UnnormalizedPosterior
 
 __all__ = ["NRE", "RatioEstimator", "RatioPosterior", "nre_loss", "TRAINING_DEFAULTS"]
 
@@ -297,7 +297,7 @@ class NRE(NeuralInference):
             x_o: the observation, shape (L,), or K independent observations (K, L), whose
                 log-ratios are summed.
             **mcmc_kwargs: sampler settings of
-                :class:`~sbi_course.inference.mcmc.MCMCPosterior`.
+                :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior`.
 
         Raises:
             RuntimeError: before :meth:`train`.
@@ -307,35 +307,34 @@ class NRE(NeuralInference):
         return RatioPosterior(self.estimator, self.prior, x_o, **mcmc_kwargs)
 
 
-class RatioPosterior(MCMCPosterior):
-    r"""Posterior of NRE: potential :math:`\sum_k f(\theta, x_o^{(k)}) + \log p(\theta)`.
+class RatioPosterior(UnnormalizedPosterior):
+    r"""Posterior of NRE: :math:`\sum_k f(\theta, x_o^{(k)}) + \log p(\theta)` + const.
 
-    :meth:`log_prob` is this potential, *unnormalised*; samples come from MCMC.
+    An :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior` whose potential is
+    the summed classifier logit; samples come from MCMC. ``log_prob`` is kept as the older
+    name of ``unnormalized_log_prob`` (it is *not* normalised).
 
     Args:
         estimator: a trained :class:`RatioEstimator`.
         prior: the prior.
         x_o: one observation (L,) or (1, L), or K independent observations (K, L).
-        **mcmc_kwargs: see :class:`~sbi_course.inference.mcmc.MCMCPosterior`.
+        **mcmc_kwargs: see :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior`.
     """
 
     def __init__(self, estimator: RatioEstimator, prior: Distribution, x_o: Tensor, **mcmc_kwargs):
         x_o, _ = as_batch(x_o, estimator.x_dim, name="x_o", owner="NRE posterior")
         self.estimator = estimator
         self.x_batch = x_o.to(estimator.theta_standardize.mean.dtype)
-        super().__init__(self.potential, prior, x_o, **mcmc_kwargs)
+        super().__init__(self.log_ratio, prior, x_o, **mcmc_kwargs)
 
-    def potential(self, theta: Tensor) -> Tensor:
-        """Unnormalised log-posterior of ``theta`` (N, D), shape (N,); -inf outside the prior."""
+    def log_ratio(self, theta: Tensor) -> Tensor:
+        r"""Summed logits :math:`\sum_k f(\theta, x_o^{(k)})` for ``theta`` (N, D), shape (N,)."""
         with torch.no_grad():
-            log_prior = self.prior.log_prob(theta)
-            inside = torch.isfinite(log_prior)
-            out = torch.full_like(log_prior, -math.inf)
-            if inside.any():
-                theta_in = theta[inside].to(self.x_batch.dtype)
-                n, k = theta_in.shape[0], self.x_batch.shape[0]
-                logits = self.estimator(
-                    theta_in.repeat_interleave(k, dim=0), self.x_batch.repeat(n, 1)
-                )
-                out[inside] = logits.reshape(n, k).sum(1).to(out.dtype) + log_prior[inside]
-        return out
+            theta = theta.to(self.x_batch.dtype)
+            n, k = theta.shape[0], self.x_batch.shape[0]
+            logits = self.estimator(theta.repeat_interleave(k, dim=0), self.x_batch.repeat(n, 1))
+            return logits.reshape(n, k).sum(1)
+
+    def log_prob(self, theta: Tensor) -> Tensor:
+        """Older name of :meth:`unnormalized_log_prob` (unnormalised!), shape (N,)."""
+        return self._target(self._check_theta(theta))
