@@ -47,8 +47,13 @@ from scipy import stats
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from sbi_course._validation import as_batch, check_generator
-from sbi_course.diagnostics._posteriors import as_sampler
+from sbi_course._validation import check_generator
+from sbi_course.diagnostics._posteriors import (
+    PosteriorSource,
+    check_count,
+    check_finite_samples,
+    simulation_pairs,
+)
 
 __all__ = ["sbc_ranks", "sbc_uniformity", "SBCTest", "rank_ecdf", "ecdf_band"]
 
@@ -60,6 +65,8 @@ def sbc_ranks(
     num_posterior_samples: int = 100,
     generator: torch.Generator | None = None,
     show_progress: bool = False,
+    *,
+    batch_size: int | None = None,
 ) -> Tensor:
     """Rank of each true parameter among posterior samples, per dimension.
 
@@ -68,33 +75,35 @@ def sbc_ranks(
             function ``x_o -> posterior`` (anything with ``sample(shape, generator=)``), or a
             sampler ``(x_o, num_samples, generator) -> Tensor (num_samples, D)``.
         theta: true parameters drawn from the prior, shape (N, D).
-        x: data simulated from them, shape (N, L).
+        x: data simulated from them, shape (N, L). Rows with NaN or inf (failed simulations)
+            are dropped with their theta, with a warning saying how many.
         num_posterior_samples: posterior draws L per observation (ranks lie in 0..L).
         generator: random generator for the posterior draws.
         show_progress: show a progress bar over the N observations.
+        batch_size: sample the posteriors of this many observations in one call of an
+            amortised posterior (``posterior(x[rows])`` with ``batch_shape == (rows,)``, as
+            NPE gives) instead of one at a time: much faster, other random draws. ``None``
+            (default): one observation at a time, the numbers of earlier versions.
 
     Returns:
-        Integer ranks, shape (N, D), each in ``0..num_posterior_samples``.
+        Integer ranks, shape (N, D) (fewer rows if some were dropped), each in
+        ``0..num_posterior_samples``.
+
+    Raises:
+        ValueError: on a posterior that returns NaN or inf samples (naming the row of ``x``).
     """
     check_generator(generator, "sbc_ranks")
-    if int(num_posterior_samples) != num_posterior_samples or num_posterior_samples < 1:
-        raise ValueError(
-            f"num_posterior_samples must be a positive integer, got {num_posterior_samples}"
-        )
-    theta = torch.as_tensor(theta)
-    theta, _ = as_batch(theta, theta.shape[-1], name="theta", owner="sbc_ranks")
-    x = torch.as_tensor(x)
-    x, _ = as_batch(x, x.shape[-1], name="x", owner="sbc_ranks", allow_nan=True)
-    if x.shape[0] != theta.shape[0]:
-        raise ValueError(
-            f"sbc_ranks needs as many rows in x as in theta, got {x.shape[0]} and {theta.shape[0]}"
-        )
-    sampler = as_sampler(posterior, "sbc_ranks")
+    num_samples = check_count(num_posterior_samples, "num_posterior_samples", "sbc_ranks")
+    step = 1 if batch_size is None else check_count(batch_size, "batch_size", "sbc_ranks")
+    theta, x, kept = simulation_pairs(theta, x, "sbc_ranks")
+    source = PosteriorSource(posterior, "sbc_ranks")
     ranks = torch.empty(theta.shape, dtype=torch.long)
-    for i in tqdm(range(theta.shape[0]), desc="SBC", disable=not show_progress):
-        samples = torch.as_tensor(sampler(x[i], int(num_posterior_samples), generator))
-        samples = samples.reshape(int(num_posterior_samples), theta.shape[1])
-        ranks[i] = (samples < theta[i]).sum(dim=0)
+    for start in tqdm(range(0, theta.shape[0], step), desc="SBC", disable=not show_progress):
+        rows = slice(start, start + step)
+        samples, _ = source.samples(x[rows], num_samples, generator, batched=step > 1)
+        samples = samples.reshape(num_samples, -1, theta.shape[1])
+        check_finite_samples(samples, kept[rows], "sbc_ranks")
+        ranks[rows] = (samples < theta[rows]).sum(dim=0)
     return ranks
 
 

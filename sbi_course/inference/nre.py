@@ -59,7 +59,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 from torch.nn import functional as F
 
-from sbi_course._validation import as_batch
+from sbi_course._validation import as_batch, check_memory
 from sbi_course.density.nets import make_net
 from sbi_course.density.standardize import Standardize
 from sbi_course.inference.base import NeuralInference
@@ -275,6 +275,18 @@ class NRE(NeuralInference):
             return nre_loss(estimator, theta_batch, x_batch, self.loss, self.num_atoms, self.gamma)
 
         settings = {**TRAINING_DEFAULTS, "description": "NRE", **training_kwargs}
+        # Each batch row meets num_atoms parameters: refuse before allocating what cannot fit.
+        batch_size = min(int(settings["batch_size"]), theta.shape[0])
+        check_memory(
+            4.0
+            * batch_size
+            * self.num_atoms
+            * (theta.shape[1] + x.shape[1] + 4 * self.hidden_features),
+            what=f"batches of {batch_size} rows, each paired with num_atoms={self.num_atoms} "
+            "parameters",
+            owner="NRE.train",
+            argument="num_atoms (or batch_size)",
+        )
         self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
         return self.history
 
@@ -287,6 +299,11 @@ class NRE(NeuralInference):
             raise RuntimeError("NRE needs a trained classifier: call NRE.train first")
         theta, _ = as_batch(theta, self.theta_dim, name="theta", owner="NRE.log_ratio")
         x, _ = as_batch(x, self.estimator.x_dim, name="x", owner="NRE.log_ratio")
+        if x.shape[0] not in (1, theta.shape[0]):
+            raise ValueError(
+                f"NRE.log_ratio needs x with as many rows as theta ({theta.shape[0]}) or one "
+                f"observation of shape ({self.estimator.x_dim},), got {tuple(x.shape)}"
+            )
         with torch.no_grad():
             return self.estimator(theta, x.expand(theta.shape[0], -1))
 
