@@ -55,7 +55,14 @@ from sbi_course.diagnostics._posteriors import (
     simulation_pairs,
 )
 
-__all__ = ["sbc_ranks", "sbc_uniformity", "SBCTest", "rank_ecdf", "ecdf_band"]
+__all__ = [
+    "sbc_ranks",
+    "sbc_uniformity",
+    "SBCTest",
+    "rank_ecdf",
+    "ecdf_band",
+    "discrete_rank_ecdf_band",
+]
 
 
 def sbc_ranks(
@@ -192,6 +199,29 @@ def rank_ecdf(ranks: Tensor, num_posterior_samples: int, z: np.ndarray) -> np.nd
     return np.clip(position, 0.0, 1.0).mean(axis=1)
 
 
+def _band(
+    simulated: np.ndarray, num_runs: int, z_simulated: np.ndarray, z: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The simultaneous band of Saeilynoja et al. (2022) from simulated uniform ECDF counts.
+
+    ``simulated`` (S, K') holds the counts of S uniform samples at the points ``z_simulated``.
+    Each count gets its two-sided binomial tail probability; the smallest per sample measures
+    how extreme that ECDF is. The per-point level :math:`\gamma` is the ``1 - confidence``
+    quantile of these, so that a uniform ECDF leaves the pointwise :math:`1 - \gamma` band
+    somewhere with probability ``1 - confidence``.
+
+    Returns:
+        ``(lower, upper)``: ECDF values at ``z``, each of shape (K,).
+    """
+    lower_tail = stats.binom.cdf(simulated, num_runs, z_simulated)
+    upper_tail = stats.binom.sf(simulated - 1, num_runs, z_simulated)
+    smallest = np.minimum(2 * np.minimum(lower_tail, upper_tail), 1).min(axis=1)
+    gamma = float(np.quantile(smallest, 1.0 - confidence))
+    lower = stats.binom.ppf(gamma / 2, num_runs, z) / num_runs
+    upper = stats.binom.ppf(1 - gamma / 2, num_runs, z) / num_runs
+    return lower, upper
+
+
 def ecdf_band(
     num_runs: int,
     num_points: int = 100,
@@ -207,7 +237,8 @@ def ecdf_band(
     once, some point leaves a pointwise band far more often than 5%; the *simultaneous* band
     (Saeilynoja et al., 2022) widens the per-point level :math:`\gamma` until uniform ECDFs,
     simulated ``num_simulations`` times, stay inside at all points with probability
-    ``confidence``.
+    ``confidence``. This is the band for :func:`rank_ecdf` (jittered ranks);
+    :func:`discrete_rank_ecdf_band` is the same construction for the ECDF of the integer ranks.
 
     Plot ``rank_ecdf(ranks, L, z)`` (or its difference to ``z``) inside ``[lower, upper]``.
 
@@ -226,15 +257,57 @@ def ecdf_band(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     z = np.arange(1, num_points + 1) / (num_points + 1)
-    gamma = 1.0 - confidence
-    if simultaneous:
-        u = torch.rand(num_simulations, num_runs, generator=generator, dtype=torch.float64)
-        counts = (u.numpy()[:, :, None] <= z[None, None, :]).sum(axis=1)  # (M, K)
-        # Two-sided binomial tail probability of each simulated ECDF value, smallest over z.
-        lower_tail = stats.binom.cdf(counts, num_runs, z)
-        upper_tail = stats.binom.sf(counts - 1, num_runs, z)
-        smallest = (2 * np.minimum(lower_tail, upper_tail)).min(axis=1)
-        gamma = float(np.quantile(smallest, 1.0 - confidence))
-    lower = stats.binom.ppf(gamma / 2, num_runs, z) / num_runs
-    upper = stats.binom.ppf(1 - gamma / 2, num_runs, z) / num_runs
+    if not simultaneous:
+        gamma = 1.0 - confidence
+        lower = stats.binom.ppf(gamma / 2, num_runs, z) / num_runs
+        upper = stats.binom.ppf(1 - gamma / 2, num_runs, z) / num_runs
+        return z, lower, upper
+    u = torch.rand(num_simulations, num_runs, generator=generator, dtype=torch.float64)
+    counts = (u.numpy()[:, :, None] <= z[None, None, :]).sum(axis=1)  # (M, K)
+    lower, upper = _band(counts, num_runs, z, z, confidence)
+    return z, lower, upper
+
+
+def discrete_rank_ecdf_band(
+    num_runs: int,
+    num_ranks: int,
+    confidence: float = 0.99,
+    num_points: int = 100,
+    seed: int = 0,
+    num_simulations: int = 1000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Simultaneous band for the ECDF of N uniform integer ranks on {0, ..., num_ranks - 1}.
+
+    The construction of :func:`ecdf_band` (one shared implementation), with the simulated
+    ECDFs those of ``num_simulations`` sets of uniform integer ranks, evaluated at the rank
+    boundaries :math:`z = k / \text{num\_ranks}` (at most ``num_points + 1`` of them).
+
+    Args:
+        num_runs: N, the number of ranks.
+        num_ranks: the number of possible rank values, L + 1.
+        confidence: coverage of the band.
+        num_points: the most evaluation points.
+        seed: seed of the numpy generator of the simulations (the band is deterministic).
+        num_simulations: simulated sets of ranks.
+
+    Returns:
+        ``(z, lower, upper)``: points in [0, 1] and the band of ECDF values, shape (K,).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    k = np.unique(np.round(np.linspace(0, num_ranks, min(num_points, num_ranks) + 1)).astype(int))
+    z = k / num_ranks
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, num_ranks, size=(num_simulations, num_runs))
+    offsets = (np.arange(num_simulations) * num_ranks)[:, None]
+    counts = np.bincount((draws + offsets).ravel(), minlength=num_simulations * num_ranks)
+    cumulative = np.concatenate(
+        [
+            np.zeros((num_simulations, 1)),
+            np.cumsum(counts.reshape(num_simulations, num_ranks), axis=1),
+        ],
+        axis=1,
+    )[:, k]
+    inner = slice(1, -1)  # at z = 0 and z = 1 the ECDF is fixed
+    lower, upper = _band(cumulative[:, inner], num_runs, z[inner], z, confidence)
     return z, lower, upper
