@@ -48,7 +48,6 @@ from torch.distributions import Distribution
 from sbi_course._validation import as_batch
 from sbi_course.density import ConditionalDensityEstimator
 from sbi_course.inference.base import DensityInference
-from sbi_course.inference.training import TrainingHistory, train
 from sbi_course.inference.unnormalized import UnnormalizedPosterior
 
 __all__ = ["NLE", "LikelihoodPosterior", "TRAINING_DEFAULTS"]
@@ -91,39 +90,20 @@ class NLE(DensityInference):
     ):
         super().__init__(prior, density_estimator, **estimator_kwargs)
 
-    def train(
-        self,
-        theta: Tensor,
-        x: Tensor,
-        generator: torch.Generator | None = None,
-        **training_kwargs,
-    ) -> TrainingHistory:
-        r"""Fit the likelihood estimator :math:`q(x \mid \theta)` to simulated pairs.
+    training_defaults = TRAINING_DEFAULTS
 
-        Rows with NaN or inf are dropped with a warning. A named estimator is built (and its
-        z-scoring fitted) on the first call; later calls continue training it.
-
-        Args:
-            theta: parameters drawn from the prior, shape (N, D).
-            x: simulated data, shape (N, L).
-            generator: random generator for the validation split and mini-batch order.
-            **training_kwargs: override :data:`TRAINING_DEFAULTS` (see
-                :func:`~sbi_course.inference.training.train`).
-
-        Returns:
-            The training history.
-        """
-        theta, x = self._training_pairs(theta, x, generator)
+    def _prepare(self, theta: Tensor, x: Tensor, generator: torch.Generator | None):
         # The roles of NPE are swapped: x is the modelled variable, theta the context.
         estimator = self._estimator_for(x, theta, generator, ("data x", "parameters theta"))
-        theta, x = theta.to(estimator.dtype), x.to(estimator.dtype)
+        return estimator, theta.to(estimator.dtype), x.to(estimator.dtype)
+
+    def _loss(self, estimator: ConditionalDensityEstimator):
+        r"""NLE's loss :math:`-\frac1B \sum_i \log q(x_i \mid \theta_i)`."""
 
         def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
             return -estimator.log_prob(x_batch, theta_batch).mean()
 
-        settings = {**TRAINING_DEFAULTS, "description": "NLE", **training_kwargs}
-        self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
-        return self.history
+        return loss
 
     def posterior(self, x_o: Tensor, **mcmc_kwargs) -> LikelihoodPosterior:
         """The MCMC posterior for one observation, or for K independent ones.

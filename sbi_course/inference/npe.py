@@ -47,7 +47,6 @@ from sbi_course._validation import as_batch, check_generator
 from sbi_course.density import ConditionalDensityEstimator, ConditionalDistribution
 from sbi_course.inference.base import DensityInference
 from sbi_course.inference.posterior import Posterior, num_samples_from_shape
-from sbi_course.inference.training import TrainingHistory, train
 from sbi_course.priors import in_support
 
 __all__ = ["NPE", "NPEPosterior", "TRAINING_DEFAULTS"]
@@ -104,42 +103,25 @@ class NPE(DensityInference):
     ):
         super().__init__(prior, density_estimator, **estimator_kwargs)
 
-    def train(
-        self,
-        theta: Tensor,
-        x: Tensor,
-        generator: torch.Generator | None = None,
-        **training_kwargs,
-    ) -> TrainingHistory:
-        """Fit the density estimator to simulated pairs ``(theta, x)``.
+    training_defaults = TRAINING_DEFAULTS
 
-        Rows with NaN or inf are dropped with a warning. A named estimator is built (and its
-        z-scoring fitted) on the first call, with initial weights drawn from ``generator``;
-        later calls continue training the same network. The same generator state gives the
-        same trained network.
+    def _training_settings(self, theta: Tensor, x: Tensor, overrides: dict) -> dict:
+        settings = super()._training_settings(theta, x, overrides)
+        if settings["batch_size"] == "auto":
+            settings["batch_size"] = auto_batch_size(len(theta))
+        return settings
 
-        Args:
-            theta: parameters drawn from the prior, shape (N, D).
-            x: simulated data, shape (N, L).
-            generator: random generator for the validation split and mini-batch order.
-            **training_kwargs: override :data:`TRAINING_DEFAULTS` (see
-                :func:`~sbi_course.inference.training.train`).
-
-        Returns:
-            The training history.
-        """
-        theta, x = self._training_pairs(theta, x, generator)
+    def _prepare(self, theta: Tensor, x: Tensor, generator: torch.Generator | None):
         estimator = self._estimator_for(theta, x, generator, ("parameters theta", "data x"))
-        theta, x = theta.to(estimator.dtype), x.to(estimator.dtype)
+        return estimator, theta.to(estimator.dtype), x.to(estimator.dtype)
+
+    def _loss(self, estimator: ConditionalDensityEstimator):
+        r"""NPE's loss :math:`-\frac1B \sum_i \log q(\theta_i \mid x_i)`."""
 
         def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
             return -estimator.log_prob(theta_batch, x_batch).mean()
 
-        settings = {**TRAINING_DEFAULTS, "description": "NPE", **training_kwargs}
-        if settings["batch_size"] == "auto":
-            settings["batch_size"] = auto_batch_size(len(theta))
-        self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
-        return self.history
+        return loss
 
     def posterior(self, x_o: Tensor, **kwargs) -> NPEPosterior:
         """The posterior for one observation, or for several at once.

@@ -63,7 +63,7 @@ from sbi_course._validation import as_batch, check_memory
 from sbi_course.density.nets import make_net
 from sbi_course.density.standardize import Standardize
 from sbi_course.inference.base import NeuralInference
-from sbi_course.inference.training import TrainingHistory, seeded_init, train
+from sbi_course.inference.training import seeded_init
 from sbi_course.inference.unnormalized import UnnormalizedPosterior
 
 __all__ = ["NRE", "RatioEstimator", "RatioPosterior", "nre_loss", "TRAINING_DEFAULTS"]
@@ -230,51 +230,10 @@ class NRE(NeuralInference):
         self.hidden_features, self.num_layers = hidden_features, num_layers
         self.activation = activation
 
-    def train(
-        self,
-        theta: Tensor,
-        x: Tensor,
-        generator: torch.Generator | None = None,
-        **training_kwargs,
-    ) -> TrainingHistory:
-        """Train the classifier on simulated pairs (the independent pairs are made in-batch).
+    training_defaults = TRAINING_DEFAULTS
 
-        Rows with NaN or inf are dropped with a warning. The z-scoring is fitted on the first
-        call; later calls continue training the same network.
-
-        Args:
-            theta: parameters drawn from the prior, shape (N, D).
-            x: simulated data, shape (N, L).
-            generator: random generator for the validation split and mini-batch order.
-            **training_kwargs: override :data:`TRAINING_DEFAULTS` (see
-                :func:`~sbi_course.inference.training.train`).
-
-        Returns:
-            The training history.
-        """
-        theta, x = self._training_pairs(theta, x, generator)
-        theta = theta.to(torch.get_default_dtype())
-        x = x.to(torch.get_default_dtype())
-        if self.estimator is None:
-            with seeded_init(generator):
-                self.estimator = RatioEstimator(
-                    Standardize.from_data(theta),
-                    Standardize.from_data(x),
-                    self.classifier,
-                    self.hidden_features,
-                    self.num_layers,
-                    self.activation,
-                )
-        estimator = self.estimator
-        if estimator.x_dim != x.shape[1]:
-            raise ValueError(
-                f"NRE was trained on x of dimension {estimator.x_dim}, got {tuple(x.shape)}"
-            )
-
-        def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
-            return nre_loss(estimator, theta_batch, x_batch, self.loss, self.num_atoms, self.gamma)
-
-        settings = {**TRAINING_DEFAULTS, "description": "NRE", **training_kwargs}
+    def _training_settings(self, theta: Tensor, x: Tensor, overrides: dict) -> dict:
+        settings = super()._training_settings(theta, x, overrides)
         # Each batch row meets num_atoms parameters: refuse before allocating what cannot fit.
         batch_size = min(int(settings["batch_size"]), theta.shape[0])
         check_memory(
@@ -287,8 +246,36 @@ class NRE(NeuralInference):
             owner="NRE.train",
             argument="num_atoms (or batch_size)",
         )
-        self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
-        return self.history
+        return settings
+
+    def _prepare(self, theta: Tensor, x: Tensor, generator: torch.Generator | None):
+        """The classifier (z-scoring fitted on the first call; independent pairs are made
+        in-batch by :func:`nre_loss`) and the pairs in the default dtype."""
+        theta = theta.to(torch.get_default_dtype())
+        x = x.to(torch.get_default_dtype())
+        if self.estimator is None:
+            with seeded_init(generator):
+                self.estimator = RatioEstimator(
+                    Standardize.from_data(theta),
+                    Standardize.from_data(x),
+                    self.classifier,
+                    self.hidden_features,
+                    self.num_layers,
+                    self.activation,
+                )
+        if self.estimator.x_dim != x.shape[1]:
+            raise ValueError(
+                f"NRE was trained on x of dimension {self.estimator.x_dim}, got {tuple(x.shape)}"
+            )
+        return self.estimator, theta, x
+
+    def _loss(self, estimator: RatioEstimator):
+        """The classification loss chosen by ``loss`` (see :func:`nre_loss`)."""
+
+        def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
+            return nre_loss(estimator, theta_batch, x_batch, self.loss, self.num_atoms, self.gamma)
+
+        return loss
 
     def log_ratio(self, theta: Tensor, x: Tensor) -> Tensor:
         r"""Estimated :math:`\log r(x, \theta)` for row-aligned ``theta`` (N, D) and ``x`` (N, L).
