@@ -70,10 +70,11 @@ def check_finite_samples(samples: Tensor, rows: Tensor, owner: str) -> None:
     bad = ~torch.isfinite(samples).all(dim=-1).all(dim=0)  # (m,)
     if bool(bad.any()):
         row = int(rows[int(torch.nonzero(bad)[0])])
+        more = f" (and {int(bad.sum()) - 1} more rows of this batch)" if int(bad.sum()) > 1 else ""
         raise ValueError(
-            f"{owner}: the posterior returned NaN or inf samples for row {row} of x (and "
-            f"{int(bad.sum()) - 1} more in this batch); a broken posterior would otherwise give "
-            "plausible-looking ranks or levels. Check the estimator (NaN weights?) and x"
+            f"{owner}: the posterior returned NaN or inf samples for row {row} of x{more}; a "
+            "broken posterior would otherwise give plausible-looking ranks or levels. Check the "
+            "estimator (NaN weights?) and x"
         )
 
 
