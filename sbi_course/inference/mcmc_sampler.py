@@ -134,6 +134,50 @@ def _within_chain_covariance(history: Tensor) -> Tensor:
     return cov
 
 
+def _checked_start(
+    log_prob_fn: LogProbFn,
+    initial_theta: Tensor,
+    method: str,
+    num_samples_per_chain: int,
+    warmup_steps: int,
+    thin: int,
+    max_steps_out: int,
+) -> tuple[Tensor, Tensor]:
+    """Check the settings of :func:`run_mcmc`; the initial states (C, D) and their log-density.
+
+    Raises:
+        ValueError: on bad settings or initial states of zero density.
+    """
+    if method not in ("slice", "mh"):
+        raise ValueError(f"method must be 'slice' or 'mh', got {method!r}")
+    for name, value, low in (
+        ("num_samples_per_chain", num_samples_per_chain, 1),
+        ("warmup_steps", warmup_steps, 0),
+        ("thin", thin, 1),
+        ("max_steps_out", max_steps_out, 1),
+    ):
+        if int(value) != value or value < low:
+            raise ValueError(f"{name} must be an integer >= {low} for run_mcmc, got {value}")
+    initial_theta = torch.as_tensor(initial_theta)
+    if initial_theta.ndim != 2:
+        raise ValueError(
+            f"initial_theta must have shape (num_chains, D) for run_mcmc, "
+            f"got {tuple(initial_theta.shape)}"
+        )
+    theta, _ = as_batch(
+        initial_theta, initial_theta.shape[1], name="initial_theta", owner="run_mcmc"
+    )
+    num_chains, dim = theta.shape
+    log_p = _safe_log_prob(log_prob_fn, theta)
+    if not torch.isfinite(log_p).all():
+        bad = int((~torch.isfinite(log_p)).sum())
+        raise ValueError(
+            f"run_mcmc: {bad} of {num_chains} initial states have zero density (log_prob -inf "
+            "or NaN); start from states inside the support (see initial_chains)"
+        )
+    return theta, log_p
+
+
 def run_mcmc(
     log_prob_fn: LogProbFn,
     initial_theta: Tensor,
@@ -174,33 +218,10 @@ def run_mcmc(
         ValueError: on bad settings or initial states of zero density.
     """
     check_generator(generator, "run_mcmc")
-    if method not in ("slice", "mh"):
-        raise ValueError(f"method must be 'slice' or 'mh', got {method!r}")
-    for name, value, low in (
-        ("num_samples_per_chain", num_samples_per_chain, 1),
-        ("warmup_steps", warmup_steps, 0),
-        ("thin", thin, 1),
-        ("max_steps_out", max_steps_out, 1),
-    ):
-        if int(value) != value or value < low:
-            raise ValueError(f"{name} must be an integer >= {low} for run_mcmc, got {value}")
-    initial_theta = torch.as_tensor(initial_theta)
-    if initial_theta.ndim != 2:
-        raise ValueError(
-            f"initial_theta must have shape (num_chains, D) for run_mcmc, "
-            f"got {tuple(initial_theta.shape)}"
-        )
-    theta, _ = as_batch(
-        initial_theta, initial_theta.shape[1], name="initial_theta", owner="run_mcmc"
+    theta, log_p = _checked_start(
+        log_prob_fn, initial_theta, method, num_samples_per_chain, warmup_steps, thin, max_steps_out
     )
     num_chains, dim = theta.shape
-    log_p = _safe_log_prob(log_prob_fn, theta)
-    if not torch.isfinite(log_p).all():
-        bad = int((~torch.isfinite(log_p)).sum())
-        raise ValueError(
-            f"run_mcmc: {bad} of {num_chains} initial states have zero density (log_prob -inf "
-            "or NaN); start from states inside the support (see initial_chains)"
-        )
 
     # Slice directions start as the coordinate axes; the spread of the initial states gives a
     # first guess of the width along each.
