@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 from torch import Tensor
@@ -36,6 +37,7 @@ __all__ = [
     "LogNormalPrior",
     "sample_prior",
     "in_support",
+    "log_prob_in_support",
 ]
 
 
@@ -142,7 +144,58 @@ def sample_prior(
 
 
 def in_support(prior: Distribution, theta: Tensor) -> Tensor:
-    """Boolean mask of shape (N,): rows of ``theta`` where the prior density is positive."""
+    """Boolean mask of shape ``theta.shape[:-1]``: where the prior density is positive.
+
+    Works for any ``torch.distributions`` prior, including plain ones such as
+    ``Independent(Uniform(lo, hi), 1)`` that validate their arguments: the prior's support is
+    checked first and ``log_prob`` is evaluated only at points inside it (see
+    :func:`log_prob_in_support`).
+    """
+    return log_prob_in_support(prior, theta)[0]
+
+
+def _support_mask(prior: Distribution, theta: Tensor) -> Tensor:
+    """Rows of ``theta`` (N, D) inside ``prior.support`` and free of NaN, shape (N,)."""
+    inside = ~torch.isnan(theta).any(dim=-1)
+    try:
+        support = prior.support
+    except NotImplementedError:
+        return inside
+    if support is None:
+        return inside
+    ok = support.check(theta)
+    if ok.ndim == theta.ndim:  # an element-wise support: every coordinate must be inside
+        ok = ok.all(dim=-1)
+    return inside & ok
+
+
+def log_prob_in_support(prior: Distribution, theta: Tensor) -> tuple[Tensor, Tensor]:
+    """The prior's log-density, evaluated inside its support only, and where it is finite.
+
+    This is where the course masks by the prior: posteriors of NPE, NLE and NRE all call it.
+    A plain ``torch.distributions`` prior raises when ``log_prob`` sees a point outside its
+    support, so the support is checked first (``prior.support.check``) and ``log_prob`` runs
+    on the rows inside (on all rows at once when all are inside, which keeps the numbers of a
+    single call).
+
+    Args:
+        prior: a distribution with event shape (D,).
+        theta: parameters, shape (*, D).
+
+    Returns:
+        ``(inside, log_prob)``, both of shape ``theta.shape[:-1]``: a boolean mask of finite
+        prior density, and the log-density (``-inf`` outside the support).
+    """
+    theta = torch.as_tensor(theta)
+    batch_shape = theta.shape[:-1]
+    flat = theta.reshape(-1, theta.shape[-1]) if theta.ndim else theta.reshape(1, 1)
     with torch.no_grad():
-        lp = prior.log_prob(theta)
-    return torch.isfinite(lp)
+        candidates = _support_mask(prior, flat)
+        if bool(candidates.all()):
+            log_prob = prior.log_prob(flat)
+        else:
+            log_prob = torch.full(candidates.shape, -math.inf, dtype=flat.dtype)
+            if bool(candidates.any()):
+                log_prob[candidates] = prior.log_prob(flat[candidates]).to(log_prob.dtype)
+    inside = torch.isfinite(log_prob)
+    return inside.reshape(batch_shape), log_prob.reshape(batch_shape)

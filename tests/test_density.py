@@ -190,3 +190,32 @@ def test_builder_with_embedding_net_and_errors(generator):
         estimator.log_prob(torch.zeros(4, 3), context[:4])
     with pytest.raises(ValueError, match="inputs have 4 rows but context has 3"):
         estimator.log_prob(torch.zeros(4, 2), context[:3])
+
+
+@pytest.mark.parametrize("name", ["gaussian", "mdn", "nsf"])
+def test_estimator_at_a_context_is_a_torch_distribution(name):
+    """estimator(context) has batch shape context.shape[:-1], draws sample_shape + B + (D,),
+    broadcasts log_prob over (*, D), and gives the same numbers as the older methods."""
+    g = torch.Generator().manual_seed(0)
+    theta, x = torch.randn(300, 2, generator=g), torch.randn(300, 3, generator=g)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        q = build_estimator(name, theta, x, hidden_features=8)
+    d = q(x[:4].reshape(2, 2, 3))
+    assert isinstance(d, torch.distributions.Distribution)
+    assert d.batch_shape == (2, 2) and d.event_shape == (2,)
+    assert d.sample((5, 3), generator=g).shape == (5, 3, 2, 2, 2)
+    assert d.log_prob(theta[0]).shape == (2, 2)
+    assert d.log_prob(theta[:6].reshape(6, 1, 1, 2)).shape == (6, 2, 2)
+    # The same draws and densities as the older context-first methods.
+    old = q.sample(7, x[:4], generator=torch.Generator().manual_seed(1))  # (4, 7, 2)
+    new = q(x[:4]).sample((7,), generator=torch.Generator().manual_seed(1))  # (7, 4, 2)
+    assert torch.equal(old.transpose(0, 1), new)
+    one = q(x[0]).sample((7,), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(one, q.sample(7, x[0], generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(q(x[:10]).log_prob(theta[:10]), q.log_prob(theta[:10], x[:10]))
+    assert torch.equal(q(x[0]).log_prob(theta[:10]), q.log_prob(theta[:10], x[0]))
+    with pytest.raises(ValueError, match=r"context must have shape \(\*, 3\)"):
+        q(torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        q(x[:4]).log_prob(theta[:3])

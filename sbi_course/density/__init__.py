@@ -1,6 +1,9 @@
 """Conditional density estimators ``q(inputs | context)`` for neural SBI.
 
-All estimators share the interface of :class:`ConditionalDensityEstimator`:
+Called on a context, every estimator returns a torch distribution
+(:class:`ConditionalDistribution`): ``estimator(context).sample((n,), generator=g)`` is
+``(n, *B, D)`` for contexts ``(*B, C)``, and ``estimator(context).log_prob(theta)`` broadcasts
+``theta`` of shape ``(*, D)``. The older methods, kept with the same numbers:
 
 * ``log_prob(inputs, context)``: inputs (N, D), context (N, C) or one context (C,) -> (N,);
 * ``sample(num_samples, context, generator=None)``: one context (C,) -> (num_samples, D);
@@ -16,6 +19,7 @@ Estimators: :class:`ConditionalGaussian` (full or diagonal covariance),
 
 from sbi_course.density.base import ConditionalDensityEstimator
 from sbi_course.density.build import ESTIMATORS, build_estimator
+from sbi_course.density.distribution import ConditionalDistribution
 from sbi_course.density.flows import MAF, NSF, ConditionalFlow, RealNVP
 from sbi_course.density.gaussian import ConditionalGaussian
 from sbi_course.density.mdn import MixtureDensityNetwork
@@ -23,6 +27,7 @@ from sbi_course.density.standardize import Standardize
 
 __all__ = [
     "ConditionalDensityEstimator",
+    "ConditionalDistribution",
     "Standardize",
     "ConditionalGaussian",
     "MixtureDensityNetwork",

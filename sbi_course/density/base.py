@@ -10,6 +10,14 @@ fitted to the training data, optionally passes the context through an embedding 
 and models the density of the z-scored input; :meth:`log_prob` adds the log-determinant of
 the z-scoring, so that it is the density of the original variable.
 
+Called on a context, an estimator returns a torch distribution (the interface to use):
+``estimator(context)`` is a :class:`~sbi_course.density.distribution.ConditionalDistribution`
+with ``batch_shape == context.shape[:-1]``, whose ``sample(sample_shape, generator=None)``
+gives ``sample_shape + batch_shape + (D,)`` and whose ``log_prob`` broadcasts over ``(*, D)``.
+The older methods ``log_prob(inputs, context)`` (inputs (N, D)) and
+``sample(num_samples, context)`` (context first: (M, num_samples, D)) are kept, with the same
+numbers, for the lectures written against them.
+
 Subclasses implement two methods on the z-scored scale:
 
 * ``_log_prob(u, c)``: log-density of ``u`` (N, D) given embedded context ``c`` (N, E),
@@ -24,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from sbi_course._validation import check_generator
+from sbi_course.density.distribution import ConditionalDistribution
 from sbi_course.density.standardize import Standardize
 
 __all__ = ["ConditionalDensityEstimator"]
@@ -110,8 +119,35 @@ class ConditionalDensityEstimator(nn.Module):
         return self.embedding_net(self.context_standardize(context))
 
     # -- public interface -----------------------------------------------------------------
+    def __call__(self, context: Tensor | None = None) -> ConditionalDistribution:
+        """The distribution ``q(. | context)``: batch shape ``context.shape[:-1]``, event (D,).
+
+        Args:
+            context: shape ``(*B, C)``; ``None`` for an unconditional estimator.
+
+        (A flow's data-to-noise map stays available as ``flow.forward(inputs, context)``.)
+        """
+        return ConditionalDistribution(self, context)
+
+    def evaluate(self, inputs: Tensor, context: Tensor) -> Tensor:
+        """Log-density of row-aligned ``inputs`` (N, D) given ``context`` (N, C), shape (N,).
+
+        The z-scoring is applied here, as a change of variables; no shape checks.
+        """
+        u = self.input_standardize(inputs)
+        return self._log_prob(u, self.embed(context)) + self.input_standardize.log_abs_det()
+
+    def draw(self, num_samples: int, context: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``num_samples`` draws per context (M, C): shape (M, num_samples, D), no gradients."""
+        with torch.no_grad():
+            if num_samples == 0 or context.shape[0] == 0:
+                u = torch.zeros(context.shape[0], num_samples, self.input_dim, dtype=self.dtype)
+            else:
+                u = self._sample(int(num_samples), self.embed(context), generator)
+            return self.input_standardize.inverse(u)
+
     def log_prob(self, inputs: Tensor, context: Tensor | None = None) -> Tensor:
-        """Log-density of ``inputs`` given ``context``.
+        """Log-density of ``inputs`` given ``context`` (older form of ``self(context).log_prob``).
 
         Args:
             inputs: values of the modelled variable, shape (N, D).
@@ -122,9 +158,7 @@ class ConditionalDensityEstimator(nn.Module):
             Log-densities of shape (N,), in the units of the original (not z-scored) inputs.
         """
         inputs = self._check_inputs(inputs)
-        context = self._check_context(context, inputs.shape[0])
-        u = self.input_standardize(inputs)
-        return self._log_prob(u, self.embed(context)) + self.input_standardize.log_abs_det()
+        return self.evaluate(inputs, self._check_context(context, inputs.shape[0]))
 
     def sample(
         self,
@@ -132,7 +166,10 @@ class ConditionalDensityEstimator(nn.Module):
         context: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Draw samples given one or several contexts.
+        """Draw samples given one or several contexts (older form of ``self(context).sample``).
+
+        Note the context-first layout (M, num_samples, D) of this form; the distribution
+        ``self(context).sample((num_samples,))`` gives (num_samples, M, D) like torch.
 
         Args:
             num_samples: number of draws per context.
@@ -149,12 +186,7 @@ class ConditionalDensityEstimator(nn.Module):
         single = context is None or torch.as_tensor(context).ndim == 1
         context = self._check_context(context, None)
         single = single or context.shape[0] == 1
-        with torch.no_grad():
-            if num_samples == 0:
-                u = torch.zeros(context.shape[0], 0, self.input_dim, dtype=self.dtype)
-            else:
-                u = self._sample(int(num_samples), self.embed(context), generator)
-            samples = self.input_standardize.inverse(u)
+        samples = self.draw(int(num_samples), context, generator)
         return samples[0] if single else samples
 
     # -- to implement ---------------------------------------------------------------------

@@ -18,7 +18,14 @@ from sbi_course.diagnostics.predictive import (
     predictive_samples,
     prior_predictive,
 )
-from sbi_course.diagnostics.sbc import SBCTest, ecdf_band, rank_ecdf, sbc_ranks, sbc_uniformity
+from sbi_course.diagnostics.sbc import (
+    SBCTest,
+    discrete_rank_ecdf_band,
+    ecdf_band,
+    rank_ecdf,
+    sbc_ranks,
+    sbc_uniformity,
+)
 
 __all__ = [
     "c2st",
@@ -27,6 +34,7 @@ __all__ = [
     "SBCTest",
     "rank_ecdf",
     "ecdf_band",
+    "discrete_rank_ecdf_band",
     "hpd_levels",
     "coverage_from_levels",
     "expected_coverage",

@@ -34,7 +34,6 @@ References:
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -42,21 +41,16 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from sbi_course._validation import as_batch, check_generator
-from sbi_course.diagnostics._posteriors import posterior_factory
+from sbi_course._validation import check_generator
+from sbi_course.diagnostics._posteriors import (
+    PosteriorSource,
+    check_count,
+    check_finite_samples,
+    simulation_pairs,
+    unnormalized_log_prob,
+)
 
 __all__ = ["hpd_levels", "coverage_from_levels", "expected_coverage"]
-
-
-def _unnormalised_log_prob(posterior: Any, theta: Tensor) -> Tensor:
-    """``posterior.log_prob(theta)``, skipping the normalising constant where that is optional.
-
-    Only the ordering of densities matters here, and estimating the normaliser of a truncated
-    NPE posterior costs thousands of extra samples per observation.
-    """
-    if "normalize" in inspect.signature(posterior.log_prob).parameters:
-        return posterior.log_prob(theta, normalize=False)
-    return posterior.log_prob(theta)
 
 
 def hpd_levels(
@@ -66,43 +60,56 @@ def hpd_levels(
     num_posterior_samples: int = 1000,
     generator: torch.Generator | None = None,
     show_progress: bool = False,
+    *,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """The smallest HPD level containing each true parameter.
 
     Args:
         posterior: an inference object with ``posterior(x_o)`` (``NPE``, ``NLE``, ``NRE``), or
             a function ``x_o -> posterior``; the posterior needs ``sample(shape, generator=)``
-            and ``log_prob(theta)`` (unnormalised is fine).
+            and ``unnormalized_log_prob(theta)`` or ``log_prob(theta)`` (only the ordering of
+            densities matters, so NPE's normaliser is skipped).
         theta: true parameters drawn from the prior, shape (N, D).
-        x: data simulated from them, shape (N, L).
-        num_posterior_samples: posterior draws per observation.
+        x: data simulated from them, shape (N, L). Rows with NaN or inf (failed simulations)
+            are dropped with their theta, with a warning saying how many.
+        num_posterior_samples: posterior draws per observation (at least one).
         generator: random generator for the posterior draws.
         show_progress: show a progress bar over the N observations.
+        batch_size: evaluate the posteriors of this many observations in one call of an
+            amortised posterior (see :func:`~sbi_course.diagnostics.sbc_ranks`); ``None``
+            (default): one at a time, the numbers of earlier versions.
 
     Returns:
-        Levels :math:`c_i` in [0, 1], shape (N,): uniform for a calibrated posterior, piled up
-        near 1 for an overconfident one.
+        Levels :math:`c_i` in [0, 1], shape (N,) (fewer if rows were dropped): uniform for a
+        calibrated posterior, piled up near 1 for an overconfident one.
+
+    Raises:
+        ValueError: on a bare sampler (no log-density), or NaN or inf posterior samples
+            (naming the row of ``x``).
     """
     check_generator(generator, "hpd_levels")
-    factory = posterior_factory(posterior, "hpd_levels")
-    if factory is None:
-        raise ValueError("hpd_levels needs posteriors with log_prob, not a bare sampler")
-    theta = torch.as_tensor(theta)
-    theta, _ = as_batch(theta, theta.shape[-1], name="theta", owner="hpd_levels")
-    x = torch.as_tensor(x)
-    x, _ = as_batch(x, x.shape[-1], name="x", owner="hpd_levels", allow_nan=True)
-    if x.shape[0] != theta.shape[0]:
-        raise ValueError(
-            f"hpd_levels needs as many rows in x as in theta, got {x.shape[0]} and {theta.shape[0]}"
-        )
+    num_samples = check_count(num_posterior_samples, "num_posterior_samples", "hpd_levels")
+    step = 1 if batch_size is None else check_count(batch_size, "batch_size", "hpd_levels")
+    theta, x, kept = simulation_pairs(theta, x, "hpd_levels")
+    source = PosteriorSource(posterior, "hpd_levels")
     levels = np.empty(theta.shape[0])
-    for i in tqdm(range(theta.shape[0]), desc="coverage", disable=not show_progress):
-        posterior_i = factory(x[i])
-        samples = posterior_i.sample((int(num_posterior_samples),), generator=generator)
-        points = torch.cat([theta[i : i + 1].to(samples), samples])
-        with torch.no_grad():
-            log_q = _unnormalised_log_prob(posterior_i, points)
-        levels[i] = float((log_q[1:] > log_q[0]).double().mean())
+    for start in tqdm(range(0, theta.shape[0], step), desc="coverage", disable=not show_progress):
+        rows = slice(start, start + step)
+        samples, posterior_rows = source.samples(x[rows], num_samples, generator, step > 1)
+        if posterior_rows is None:
+            raise ValueError("hpd_levels needs posteriors with log_prob, not a bare sampler")
+        check_finite_samples(samples, kept[rows], "hpd_levels")
+        if samples.shape[1] == 1 and not getattr(posterior_rows, "batch_shape", ()):
+            # One observation: the points (L + 1, D), as in earlier versions.
+            points = torch.cat([theta[rows].to(samples), samples[:, 0]])
+            with torch.no_grad():
+                log_q = unnormalized_log_prob(posterior_rows, points).reshape(-1, 1)
+        else:
+            points = torch.cat([theta[rows].to(samples)[None], samples])  # (L + 1, m, D)
+            with torch.no_grad():
+                log_q = unnormalized_log_prob(posterior_rows, points)
+        levels[rows] = (log_q[1:] > log_q[0]).double().mean(dim=0).numpy()
     return levels
 
 
@@ -129,6 +136,8 @@ def expected_coverage(
     nominal: np.ndarray | None = None,
     generator: torch.Generator | None = None,
     show_progress: bool = False,
+    *,
+    batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nominal and empirical coverage of HPD regions over simulations ``(theta_i, x_i)``.
 
@@ -140,6 +149,7 @@ def expected_coverage(
         nominal: credibility levels, shape (K,) (default: 0, 0.05, ..., 1).
         generator: random generator for the posterior draws.
         show_progress: show a progress bar.
+        batch_size: observations per batched posterior call (see :func:`hpd_levels`).
 
     Returns:
         ``(nominal, empirical)``, numpy arrays of shape (K,); a calibrated posterior gives
@@ -147,6 +157,14 @@ def expected_coverage(
     """
     if nominal is None:
         nominal = np.linspace(0.0, 1.0, 21)
-    levels = hpd_levels(posterior, theta, x, num_posterior_samples, generator, show_progress)
+    levels = hpd_levels(
+        posterior,
+        theta,
+        x,
+        num_posterior_samples,
+        generator,
+        show_progress,
+        batch_size=batch_size,
+    )
     nominal = np.asarray(nominal, dtype=float)
     return nominal, coverage_from_levels(levels, nominal)

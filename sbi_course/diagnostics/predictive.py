@@ -118,6 +118,11 @@ def _statistic_values(
         x_rep, x_rep.shape[-1], name="x_rep", owner="predictive checks", allow_nan=True
     )
     x_o, _ = as_batch(x_o, x_rep.shape[1], name="x_o", owner="predictive checks")
+    if x_o.shape[0] != 1:
+        raise ValueError(
+            f"predictive checks compare simulations with one observation x_o of shape "
+            f"({x_rep.shape[1]},) or (1, {x_rep.shape[1]}), got {x_o.shape[0]} rows"
+        )
     x_rep = x_rep[torch.isfinite(x_rep).all(dim=1)]  # failed simulations carry no information
     if x_rep.shape[0] == 0:
         raise ValueError("predictive checks: every simulated data set is NaN")

@@ -47,10 +47,22 @@ from scipy import stats
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from sbi_course._validation import as_batch, check_generator
-from sbi_course.diagnostics._posteriors import as_sampler
+from sbi_course._validation import check_generator
+from sbi_course.diagnostics._posteriors import (
+    PosteriorSource,
+    check_count,
+    check_finite_samples,
+    simulation_pairs,
+)
 
-__all__ = ["sbc_ranks", "sbc_uniformity", "SBCTest", "rank_ecdf", "ecdf_band"]
+__all__ = [
+    "sbc_ranks",
+    "sbc_uniformity",
+    "SBCTest",
+    "rank_ecdf",
+    "ecdf_band",
+    "discrete_rank_ecdf_band",
+]
 
 
 def sbc_ranks(
@@ -60,6 +72,8 @@ def sbc_ranks(
     num_posterior_samples: int = 100,
     generator: torch.Generator | None = None,
     show_progress: bool = False,
+    *,
+    batch_size: int | None = None,
 ) -> Tensor:
     """Rank of each true parameter among posterior samples, per dimension.
 
@@ -68,33 +82,35 @@ def sbc_ranks(
             function ``x_o -> posterior`` (anything with ``sample(shape, generator=)``), or a
             sampler ``(x_o, num_samples, generator) -> Tensor (num_samples, D)``.
         theta: true parameters drawn from the prior, shape (N, D).
-        x: data simulated from them, shape (N, L).
+        x: data simulated from them, shape (N, L). Rows with NaN or inf (failed simulations)
+            are dropped with their theta, with a warning saying how many.
         num_posterior_samples: posterior draws L per observation (ranks lie in 0..L).
         generator: random generator for the posterior draws.
         show_progress: show a progress bar over the N observations.
+        batch_size: sample the posteriors of this many observations in one call of an
+            amortised posterior (``posterior(x[rows])`` with ``batch_shape == (rows,)``, as
+            NPE gives) instead of one at a time: much faster, other random draws. ``None``
+            (default): one observation at a time, the numbers of earlier versions.
 
     Returns:
-        Integer ranks, shape (N, D), each in ``0..num_posterior_samples``.
+        Integer ranks, shape (N, D) (fewer rows if some were dropped), each in
+        ``0..num_posterior_samples``.
+
+    Raises:
+        ValueError: on a posterior that returns NaN or inf samples (naming the row of ``x``).
     """
     check_generator(generator, "sbc_ranks")
-    if int(num_posterior_samples) != num_posterior_samples or num_posterior_samples < 1:
-        raise ValueError(
-            f"num_posterior_samples must be a positive integer, got {num_posterior_samples}"
-        )
-    theta = torch.as_tensor(theta)
-    theta, _ = as_batch(theta, theta.shape[-1], name="theta", owner="sbc_ranks")
-    x = torch.as_tensor(x)
-    x, _ = as_batch(x, x.shape[-1], name="x", owner="sbc_ranks", allow_nan=True)
-    if x.shape[0] != theta.shape[0]:
-        raise ValueError(
-            f"sbc_ranks needs as many rows in x as in theta, got {x.shape[0]} and {theta.shape[0]}"
-        )
-    sampler = as_sampler(posterior, "sbc_ranks")
+    num_samples = check_count(num_posterior_samples, "num_posterior_samples", "sbc_ranks")
+    step = 1 if batch_size is None else check_count(batch_size, "batch_size", "sbc_ranks")
+    theta, x, kept = simulation_pairs(theta, x, "sbc_ranks")
+    source = PosteriorSource(posterior, "sbc_ranks")
     ranks = torch.empty(theta.shape, dtype=torch.long)
-    for i in tqdm(range(theta.shape[0]), desc="SBC", disable=not show_progress):
-        samples = torch.as_tensor(sampler(x[i], int(num_posterior_samples), generator))
-        samples = samples.reshape(int(num_posterior_samples), theta.shape[1])
-        ranks[i] = (samples < theta[i]).sum(dim=0)
+    for start in tqdm(range(0, theta.shape[0], step), desc="SBC", disable=not show_progress):
+        rows = slice(start, start + step)
+        samples, _ = source.samples(x[rows], num_samples, generator, batched=step > 1)
+        samples = samples.reshape(num_samples, -1, theta.shape[1])
+        check_finite_samples(samples, kept[rows], "sbc_ranks")
+        ranks[rows] = (samples < theta[rows]).sum(dim=0)
     return ranks
 
 
@@ -183,6 +199,29 @@ def rank_ecdf(ranks: Tensor, num_posterior_samples: int, z: np.ndarray) -> np.nd
     return np.clip(position, 0.0, 1.0).mean(axis=1)
 
 
+def _band(
+    simulated: np.ndarray, num_runs: int, z_simulated: np.ndarray, z: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The simultaneous band of Saeilynoja et al. (2022) from simulated uniform ECDF counts.
+
+    ``simulated`` (S, K') holds the counts of S uniform samples at the points ``z_simulated``.
+    Each count gets its two-sided binomial tail probability; the smallest per sample measures
+    how extreme that ECDF is. The per-point level :math:`\gamma` is the ``1 - confidence``
+    quantile of these, so that a uniform ECDF leaves the pointwise :math:`1 - \gamma` band
+    somewhere with probability ``1 - confidence``.
+
+    Returns:
+        ``(lower, upper)``: ECDF values at ``z``, each of shape (K,).
+    """
+    lower_tail = stats.binom.cdf(simulated, num_runs, z_simulated)
+    upper_tail = stats.binom.sf(simulated - 1, num_runs, z_simulated)
+    smallest = np.minimum(2 * np.minimum(lower_tail, upper_tail), 1).min(axis=1)
+    gamma = float(np.quantile(smallest, 1.0 - confidence))
+    lower = stats.binom.ppf(gamma / 2, num_runs, z) / num_runs
+    upper = stats.binom.ppf(1 - gamma / 2, num_runs, z) / num_runs
+    return lower, upper
+
+
 def ecdf_band(
     num_runs: int,
     num_points: int = 100,
@@ -198,7 +237,8 @@ def ecdf_band(
     once, some point leaves a pointwise band far more often than 5%; the *simultaneous* band
     (Saeilynoja et al., 2022) widens the per-point level :math:`\gamma` until uniform ECDFs,
     simulated ``num_simulations`` times, stay inside at all points with probability
-    ``confidence``.
+    ``confidence``. This is the band for :func:`rank_ecdf` (jittered ranks);
+    :func:`discrete_rank_ecdf_band` is the same construction for the ECDF of the integer ranks.
 
     Plot ``rank_ecdf(ranks, L, z)`` (or its difference to ``z``) inside ``[lower, upper]``.
 
@@ -217,15 +257,57 @@ def ecdf_band(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     z = np.arange(1, num_points + 1) / (num_points + 1)
-    gamma = 1.0 - confidence
-    if simultaneous:
-        u = torch.rand(num_simulations, num_runs, generator=generator, dtype=torch.float64)
-        counts = (u.numpy()[:, :, None] <= z[None, None, :]).sum(axis=1)  # (M, K)
-        # Two-sided binomial tail probability of each simulated ECDF value, smallest over z.
-        lower_tail = stats.binom.cdf(counts, num_runs, z)
-        upper_tail = stats.binom.sf(counts - 1, num_runs, z)
-        smallest = (2 * np.minimum(lower_tail, upper_tail)).min(axis=1)
-        gamma = float(np.quantile(smallest, 1.0 - confidence))
-    lower = stats.binom.ppf(gamma / 2, num_runs, z) / num_runs
-    upper = stats.binom.ppf(1 - gamma / 2, num_runs, z) / num_runs
+    if not simultaneous:
+        gamma = 1.0 - confidence
+        lower = stats.binom.ppf(gamma / 2, num_runs, z) / num_runs
+        upper = stats.binom.ppf(1 - gamma / 2, num_runs, z) / num_runs
+        return z, lower, upper
+    u = torch.rand(num_simulations, num_runs, generator=generator, dtype=torch.float64)
+    counts = (u.numpy()[:, :, None] <= z[None, None, :]).sum(axis=1)  # (M, K)
+    lower, upper = _band(counts, num_runs, z, z, confidence)
+    return z, lower, upper
+
+
+def discrete_rank_ecdf_band(
+    num_runs: int,
+    num_ranks: int,
+    confidence: float = 0.99,
+    num_points: int = 100,
+    seed: int = 0,
+    num_simulations: int = 1000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Simultaneous band for the ECDF of N uniform integer ranks on {0, ..., num_ranks - 1}.
+
+    The construction of :func:`ecdf_band` (one shared implementation), with the simulated
+    ECDFs those of ``num_simulations`` sets of uniform integer ranks, evaluated at the rank
+    boundaries :math:`z = k / \text{num\_ranks}` (at most ``num_points + 1`` of them).
+
+    Args:
+        num_runs: N, the number of ranks.
+        num_ranks: the number of possible rank values, L + 1.
+        confidence: coverage of the band.
+        num_points: the most evaluation points.
+        seed: seed of the numpy generator of the simulations (the band is deterministic).
+        num_simulations: simulated sets of ranks.
+
+    Returns:
+        ``(z, lower, upper)``: points in [0, 1] and the band of ECDF values, shape (K,).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    k = np.unique(np.round(np.linspace(0, num_ranks, min(num_points, num_ranks) + 1)).astype(int))
+    z = k / num_ranks
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, num_ranks, size=(num_simulations, num_runs))
+    offsets = (np.arange(num_simulations) * num_ranks)[:, None]
+    counts = np.bincount((draws + offsets).ravel(), minlength=num_simulations * num_ranks)
+    cumulative = np.concatenate(
+        [
+            np.zeros((num_simulations, 1)),
+            np.cumsum(counts.reshape(num_simulations, num_ranks), axis=1),
+        ],
+        axis=1,
+    )[:, k]
+    inner = slice(1, -1)  # at z = 0 and z = 1 the ECDF is fixed
+    lower, upper = _band(cumulative[:, inner], num_runs, z[inner], z, confidence)
     return z, lower, upper

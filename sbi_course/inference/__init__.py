@@ -3,10 +3,14 @@
 * :mod:`~sbi_course.inference.training`: the training loop (validation split, Adam, gradient
   clipping, early stopping, progress bar), :func:`drop_invalid` for failed simulations and
   :func:`seeded_init` for reproducible weight initialisation;
-* :mod:`~sbi_course.inference.posterior`: the :class:`Posterior` interface every method returns;
+* :mod:`~sbi_course.inference.posterior`: :class:`Posterior`, the torch distribution every
+  method returns;
 * :mod:`~sbi_course.inference.npe`: neural posterior estimation;
 * :mod:`~sbi_course.inference.nle`, :mod:`~sbi_course.inference.nre`: neural likelihood and
-  ratio estimation, sampled with :mod:`~sbi_course.inference.mcmc`.
+  ratio estimation, whose posteriors are an :class:`UnnormalizedPosterior`
+  (:mod:`~sbi_course.inference.unnormalized`) sampled with :mod:`~sbi_course.inference.mcmc`
+  (sampler, initialisation and diagnostics in ``mcmc_sampler``, ``mcmc_init``,
+  ``mcmc_diagnostics``).
 
 Example:
     >>> import torch
@@ -28,8 +32,13 @@ __all__ = [
     "drop_invalid",
     "seeded_init",
     "Posterior",
+    "UnnormalizedPosterior",
     "NPE",
     "NPEPosterior",
+    "NLE",
+    "LikelihoodPosterior",
+    "NRE",
+    "RatioPosterior",
 ]
 
 # Names loaded on first use, so that importing the training loop does not import every method.
@@ -38,7 +47,10 @@ _LAZY = {
     "NPE": "npe",
     "NPEPosterior": "npe",
     "NLE": "nle",
+    "LikelihoodPosterior": "nle",
     "NRE": "nre",
+    "RatioPosterior": "nre",
+    "UnnormalizedPosterior": "unnormalized",
 }
 
 
@@ -48,7 +60,7 @@ def __getattr__(name: str):
         value = getattr(module, name)
         globals()[name] = value
         return value
-    if name in ("npe", "nle", "nre", "mcmc", "posterior", "training"):
+    if name in ("npe", "nle", "nre", "mcmc", "posterior", "training", "unnormalized"):
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module

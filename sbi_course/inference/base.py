@@ -14,7 +14,7 @@ from torch.distributions import Distribution
 
 from sbi_course._validation import check_generator
 from sbi_course.density import ConditionalDensityEstimator, build_estimator
-from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init
+from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
 
 __all__ = ["NeuralInference", "DensityInference"]
 
@@ -34,6 +34,8 @@ class NeuralInference:
 
     #: The method's name in error messages and progress bars.
     name = "inference"
+    #: Training settings used by :meth:`train` unless overridden (each method sets its own).
+    training_defaults: dict = {}
 
     def __init__(self, prior: Distribution):
         if not isinstance(prior, Distribution) or len(prior.event_shape) != 1:
@@ -44,6 +46,54 @@ class NeuralInference:
         self.theta_dim = int(prior.event_shape[0])
         self.estimator = None
         self.history: TrainingHistory | None = None
+
+    def train(
+        self,
+        theta: Tensor,
+        x: Tensor,
+        generator: torch.Generator | None = None,
+        **training_kwargs,
+    ) -> TrainingHistory:
+        """Fit the network to simulated pairs ``(theta, x)`` by minimising the method's loss.
+
+        Rows with NaN or inf are dropped with a warning. The network is built (its z-scoring
+        fitted to these data, its initial weights drawn from ``generator``) on the first call;
+        later calls continue training it. The same generator state gives the same network.
+
+        Args:
+            theta: parameters drawn from the prior, shape (N, D).
+            x: simulated data, shape (N, L).
+            generator: random generator for the initial weights, the validation split and
+                the mini-batch order.
+            **training_kwargs: override the method's ``TRAINING_DEFAULTS`` (see
+                :func:`~sbi_course.inference.training.train`).
+
+        Returns:
+            The training history (also kept in :attr:`history`).
+
+        Raises:
+            RuntimeError: when the loss is NaN or infinite in every epoch (training diverged).
+        """
+        theta, x = self._training_pairs(theta, x, generator)
+        settings = self._training_settings(theta, x, training_kwargs)
+        estimator, theta, x = self._prepare(theta, x, generator)
+        loss = self._loss(estimator)
+        self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
+        return self.history
+
+    def _training_settings(self, theta: Tensor, x: Tensor, overrides: dict) -> dict:
+        """The method's defaults, its name as the progress label, the caller's overrides."""
+        return {**self.training_defaults, "description": self.name, **overrides}
+
+    def _prepare(
+        self, theta: Tensor, x: Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.nn.Module, Tensor, Tensor]:
+        """The network (built on the first call) and the pairs in its dtype."""
+        raise NotImplementedError
+
+    def _loss(self, estimator: torch.nn.Module):
+        """The method's loss: a function of a mini-batch ``(theta, x)`` -> scalar tensor."""
+        raise NotImplementedError
 
     def _training_pairs(
         self, theta: Tensor, x: Tensor, generator: torch.Generator | None

@@ -41,8 +41,6 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 from torch.distributions import Distribution
@@ -50,8 +48,7 @@ from torch.distributions import Distribution
 from sbi_course._validation import as_batch
 from sbi_course.density import ConditionalDensityEstimator
 from sbi_course.inference.base import DensityInference
-from sbi_course.inference.mcmc import MCMCPosterior
-from sbi_course.inference.training import TrainingHistory, train
+from sbi_course.inference.unnormalized import UnnormalizedPosterior
 
 __all__ = ["NLE", "LikelihoodPosterior", "TRAINING_DEFAULTS"]
 
@@ -93,39 +90,20 @@ class NLE(DensityInference):
     ):
         super().__init__(prior, density_estimator, **estimator_kwargs)
 
-    def train(
-        self,
-        theta: Tensor,
-        x: Tensor,
-        generator: torch.Generator | None = None,
-        **training_kwargs,
-    ) -> TrainingHistory:
-        r"""Fit the likelihood estimator :math:`q(x \mid \theta)` to simulated pairs.
+    training_defaults = TRAINING_DEFAULTS
 
-        Rows with NaN or inf are dropped with a warning. A named estimator is built (and its
-        z-scoring fitted) on the first call; later calls continue training it.
-
-        Args:
-            theta: parameters drawn from the prior, shape (N, D).
-            x: simulated data, shape (N, L).
-            generator: random generator for the validation split and mini-batch order.
-            **training_kwargs: override :data:`TRAINING_DEFAULTS` (see
-                :func:`~sbi_course.inference.training.train`).
-
-        Returns:
-            The training history.
-        """
-        theta, x = self._training_pairs(theta, x, generator)
+    def _prepare(self, theta: Tensor, x: Tensor, generator: torch.Generator | None):
         # The roles of NPE are swapped: x is the modelled variable, theta the context.
         estimator = self._estimator_for(x, theta, generator, ("data x", "parameters theta"))
-        theta, x = theta.to(estimator.dtype), x.to(estimator.dtype)
+        return estimator, theta.to(estimator.dtype), x.to(estimator.dtype)
+
+    def _loss(self, estimator: ConditionalDensityEstimator):
+        r"""NLE's loss :math:`-\frac1B \sum_i \log q(x_i \mid \theta_i)`."""
 
         def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
             return -estimator.log_prob(x_batch, theta_batch).mean()
 
-        settings = {**TRAINING_DEFAULTS, "description": "NLE", **training_kwargs}
-        self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
-        return self.history
+        return loss
 
     def posterior(self, x_o: Tensor, **mcmc_kwargs) -> LikelihoodPosterior:
         """The MCMC posterior for one observation, or for K independent ones.
@@ -134,8 +112,9 @@ class NLE(DensityInference):
             x_o: the observation, shape (L,), or K independent observations, shape (K, L),
                 whose log-likelihoods are summed.
             **mcmc_kwargs: sampler settings of
-                :class:`~sbi_course.inference.mcmc.MCMCPosterior` (``num_chains``, ``method``,
-                ``warmup_steps``, ``thin``, ``init_strategy``, ``show_progress``).
+                :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior`
+                (``num_chains``, ``method``, ``warmup_steps``, ``thin``, ``init_strategy``,
+                ``show_progress``).
 
         Raises:
             RuntimeError: before :meth:`train`.
@@ -146,16 +125,19 @@ class NLE(DensityInference):
         return LikelihoodPosterior(self.estimator, self.prior, x_o, **mcmc_kwargs)
 
 
-class LikelihoodPosterior(MCMCPosterior):
-    r"""Posterior of NLE: potential :math:`\sum_k \log q(x_o^{(k)} \mid \theta) + \log p(\theta)`.
+class LikelihoodPosterior(UnnormalizedPosterior):
+    r"""Posterior of NLE: :math:`\sum_k \log q(x_o^{(k)} \mid \theta) + \log p(\theta)` + const.
 
-    :meth:`log_prob` is this potential, *unnormalised*; samples come from MCMC.
+    An :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior` whose potential is
+    the estimated log-likelihood of the observation(s); samples come from MCMC.
+    ``log_prob`` is kept as the older name of ``unnormalized_log_prob`` (it is *not*
+    normalised).
 
     Args:
         estimator: a trained estimator of ``x`` given ``theta``.
         prior: the prior.
         x_o: one observation (L,) or (1, L), or K independent observations (K, L).
-        **mcmc_kwargs: see :class:`~sbi_course.inference.mcmc.MCMCPosterior`.
+        **mcmc_kwargs: see :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior`.
     """
 
     def __init__(
@@ -168,20 +150,18 @@ class LikelihoodPosterior(MCMCPosterior):
         x_o, _ = as_batch(x_o, estimator.input_dim, name="x_o", owner="NLE posterior")
         self.estimator = estimator
         self.x_batch = x_o.to(estimator.dtype)
-        super().__init__(self.potential, prior, x_o, **mcmc_kwargs)
+        super().__init__(self.log_likelihood, prior, x_o, **mcmc_kwargs)
 
-    def potential(self, theta: Tensor) -> Tensor:
-        """Unnormalised log-posterior of ``theta`` (N, D), shape (N,); -inf outside the prior."""
+    def log_likelihood(self, theta: Tensor) -> Tensor:
+        r"""Estimated :math:`\sum_k \log q(x_o^{(k)} \mid \theta)` for ``theta`` (N, D), (N,)."""
         with torch.no_grad():
-            log_prior = self.prior.log_prob(theta)
-            inside = torch.isfinite(log_prior)
-            out = torch.full_like(log_prior, -math.inf)
-            if inside.any():
-                theta_in = theta[inside].to(self.estimator.dtype)
-                n, k = theta_in.shape[0], self.x_batch.shape[0]
-                # Every (theta, x_o^(k)) pair at once: rows ordered theta-major.
-                context = theta_in.repeat_interleave(k, dim=0)
-                inputs = self.x_batch.repeat(n, 1)
-                log_likelihood = self.estimator.log_prob(inputs, context).reshape(n, k).sum(1)
-                out[inside] = log_likelihood.to(out.dtype) + log_prior[inside]
-        return out
+            theta = theta.to(self.estimator.dtype)
+            n, k = theta.shape[0], self.x_batch.shape[0]
+            # Every (theta, x_o^(k)) pair at once: rows ordered theta-major.
+            context = theta.repeat_interleave(k, dim=0)
+            inputs = self.x_batch.repeat(n, 1)
+            return self.estimator.log_prob(inputs, context).reshape(n, k).sum(1)
+
+    def log_prob(self, theta: Tensor) -> Tensor:
+        """Older name of :meth:`unnormalized_log_prob` (unnormalised!), shape (N,)."""
+        return self._target(self._check_theta(theta))

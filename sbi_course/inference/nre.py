@@ -59,12 +59,12 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 from torch.nn import functional as F
 
-from sbi_course._validation import as_batch
+from sbi_course._validation import as_batch, check_memory
 from sbi_course.density.nets import make_net
 from sbi_course.density.standardize import Standardize
 from sbi_course.inference.base import NeuralInference
-from sbi_course.inference.mcmc import MCMCPosterior
-from sbi_course.inference.training import TrainingHistory, seeded_init, train
+from sbi_course.inference.training import seeded_init
+from sbi_course.inference.unnormalized import UnnormalizedPosterior
 
 __all__ = ["NRE", "RatioEstimator", "RatioPosterior", "nre_loss", "TRAINING_DEFAULTS"]
 
@@ -230,29 +230,27 @@ class NRE(NeuralInference):
         self.hidden_features, self.num_layers = hidden_features, num_layers
         self.activation = activation
 
-    def train(
-        self,
-        theta: Tensor,
-        x: Tensor,
-        generator: torch.Generator | None = None,
-        **training_kwargs,
-    ) -> TrainingHistory:
-        """Train the classifier on simulated pairs (the independent pairs are made in-batch).
+    training_defaults = TRAINING_DEFAULTS
 
-        Rows with NaN or inf are dropped with a warning. The z-scoring is fitted on the first
-        call; later calls continue training the same network.
+    def _training_settings(self, theta: Tensor, x: Tensor, overrides: dict) -> dict:
+        settings = super()._training_settings(theta, x, overrides)
+        # Each batch row meets num_atoms parameters: refuse before allocating what cannot fit.
+        batch_size = min(int(settings["batch_size"]), theta.shape[0])
+        check_memory(
+            4.0
+            * batch_size
+            * self.num_atoms
+            * (theta.shape[1] + x.shape[1] + 4 * self.hidden_features),
+            what=f"batches of {batch_size} rows, each paired with num_atoms={self.num_atoms} "
+            "parameters",
+            owner="NRE.train",
+            argument="num_atoms (or batch_size)",
+        )
+        return settings
 
-        Args:
-            theta: parameters drawn from the prior, shape (N, D).
-            x: simulated data, shape (N, L).
-            generator: random generator for the validation split and mini-batch order.
-            **training_kwargs: override :data:`TRAINING_DEFAULTS` (see
-                :func:`~sbi_course.inference.training.train`).
-
-        Returns:
-            The training history.
-        """
-        theta, x = self._training_pairs(theta, x, generator)
+    def _prepare(self, theta: Tensor, x: Tensor, generator: torch.Generator | None):
+        """The classifier (z-scoring fitted on the first call; independent pairs are made
+        in-batch by :func:`nre_loss`) and the pairs in the default dtype."""
         theta = theta.to(torch.get_default_dtype())
         x = x.to(torch.get_default_dtype())
         if self.estimator is None:
@@ -265,18 +263,19 @@ class NRE(NeuralInference):
                     self.num_layers,
                     self.activation,
                 )
-        estimator = self.estimator
-        if estimator.x_dim != x.shape[1]:
+        if self.estimator.x_dim != x.shape[1]:
             raise ValueError(
-                f"NRE was trained on x of dimension {estimator.x_dim}, got {tuple(x.shape)}"
+                f"NRE was trained on x of dimension {self.estimator.x_dim}, got {tuple(x.shape)}"
             )
+        return self.estimator, theta, x
+
+    def _loss(self, estimator: RatioEstimator):
+        """The classification loss chosen by ``loss`` (see :func:`nre_loss`)."""
 
         def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
             return nre_loss(estimator, theta_batch, x_batch, self.loss, self.num_atoms, self.gamma)
 
-        settings = {**TRAINING_DEFAULTS, "description": "NRE", **training_kwargs}
-        self.history = train(estimator, loss, (theta, x), generator=generator, **settings)
-        return self.history
+        return loss
 
     def log_ratio(self, theta: Tensor, x: Tensor) -> Tensor:
         r"""Estimated :math:`\log r(x, \theta)` for row-aligned ``theta`` (N, D) and ``x`` (N, L).
@@ -287,6 +286,11 @@ class NRE(NeuralInference):
             raise RuntimeError("NRE needs a trained classifier: call NRE.train first")
         theta, _ = as_batch(theta, self.theta_dim, name="theta", owner="NRE.log_ratio")
         x, _ = as_batch(x, self.estimator.x_dim, name="x", owner="NRE.log_ratio")
+        if x.shape[0] not in (1, theta.shape[0]):
+            raise ValueError(
+                f"NRE.log_ratio needs x with as many rows as theta ({theta.shape[0]}) or one "
+                f"observation of shape ({self.estimator.x_dim},), got {tuple(x.shape)}"
+            )
         with torch.no_grad():
             return self.estimator(theta, x.expand(theta.shape[0], -1))
 
@@ -297,7 +301,7 @@ class NRE(NeuralInference):
             x_o: the observation, shape (L,), or K independent observations (K, L), whose
                 log-ratios are summed.
             **mcmc_kwargs: sampler settings of
-                :class:`~sbi_course.inference.mcmc.MCMCPosterior`.
+                :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior`.
 
         Raises:
             RuntimeError: before :meth:`train`.
@@ -307,35 +311,34 @@ class NRE(NeuralInference):
         return RatioPosterior(self.estimator, self.prior, x_o, **mcmc_kwargs)
 
 
-class RatioPosterior(MCMCPosterior):
-    r"""Posterior of NRE: potential :math:`\sum_k f(\theta, x_o^{(k)}) + \log p(\theta)`.
+class RatioPosterior(UnnormalizedPosterior):
+    r"""Posterior of NRE: :math:`\sum_k f(\theta, x_o^{(k)}) + \log p(\theta)` + const.
 
-    :meth:`log_prob` is this potential, *unnormalised*; samples come from MCMC.
+    An :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior` whose potential is
+    the summed classifier logit; samples come from MCMC. ``log_prob`` is kept as the older
+    name of ``unnormalized_log_prob`` (it is *not* normalised).
 
     Args:
         estimator: a trained :class:`RatioEstimator`.
         prior: the prior.
         x_o: one observation (L,) or (1, L), or K independent observations (K, L).
-        **mcmc_kwargs: see :class:`~sbi_course.inference.mcmc.MCMCPosterior`.
+        **mcmc_kwargs: see :class:`~sbi_course.inference.unnormalized.UnnormalizedPosterior`.
     """
 
     def __init__(self, estimator: RatioEstimator, prior: Distribution, x_o: Tensor, **mcmc_kwargs):
         x_o, _ = as_batch(x_o, estimator.x_dim, name="x_o", owner="NRE posterior")
         self.estimator = estimator
         self.x_batch = x_o.to(estimator.theta_standardize.mean.dtype)
-        super().__init__(self.potential, prior, x_o, **mcmc_kwargs)
+        super().__init__(self.log_ratio, prior, x_o, **mcmc_kwargs)
 
-    def potential(self, theta: Tensor) -> Tensor:
-        """Unnormalised log-posterior of ``theta`` (N, D), shape (N,); -inf outside the prior."""
+    def log_ratio(self, theta: Tensor) -> Tensor:
+        r"""Summed logits :math:`\sum_k f(\theta, x_o^{(k)})` for ``theta`` (N, D), shape (N,)."""
         with torch.no_grad():
-            log_prior = self.prior.log_prob(theta)
-            inside = torch.isfinite(log_prior)
-            out = torch.full_like(log_prior, -math.inf)
-            if inside.any():
-                theta_in = theta[inside].to(self.x_batch.dtype)
-                n, k = theta_in.shape[0], self.x_batch.shape[0]
-                logits = self.estimator(
-                    theta_in.repeat_interleave(k, dim=0), self.x_batch.repeat(n, 1)
-                )
-                out[inside] = logits.reshape(n, k).sum(1).to(out.dtype) + log_prior[inside]
-        return out
+            theta = theta.to(self.x_batch.dtype)
+            n, k = theta.shape[0], self.x_batch.shape[0]
+            logits = self.estimator(theta.repeat_interleave(k, dim=0), self.x_batch.repeat(n, 1))
+            return logits.reshape(n, k).sum(1)
+
+    def log_prob(self, theta: Tensor) -> Tensor:
+        """Older name of :meth:`unnormalized_log_prob` (unnormalised!), shape (N,)."""
+        return self._target(self._check_theta(theta))

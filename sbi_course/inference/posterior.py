@@ -1,12 +1,18 @@
-"""The posterior interface that every inference method of the course returns.
+r"""The posteriors that the inference methods return are torch distributions.
 
-A posterior is conditioned on one observation ``x_o`` and offers
+Every posterior of the course is a :class:`torch.distributions.Distribution` over the
+parameters (event shape (D,)), so it can stand where a prior or a proposal is expected:
 
-* ``sample(sample_shape, generator=None)``: draws of shape ``sample_shape + (D,)``;
-* ``log_prob(theta)``: log-densities, shape (N,), for ``theta`` of shape (N, D);
+* ``sample(sample_shape=torch.Size(), generator=None)``: draws of shape
+  ``sample_shape + batch_shape + (D,)``;
+* normalised posteriors (NPE) have ``log_prob(theta)``, broadcasting ``theta`` of shape
+  ``(*, D)``;
+* posteriors known up to a constant (NLE, NRE) are an :class:`UnnormalizedPosterior`: they
+  have ``unnormalized_log_prob(theta)`` instead (named so that nobody mistakes it for a
+  density) and sample by MCMC.
 
-plus the attributes ``prior`` and ``x_o``. NPE evaluates a flow directly; NLE and NRE combine
-a learned likelihood or ratio with the prior and sample by MCMC.
+A posterior keeps its ``prior`` and the observation ``x_o`` it is conditioned on, and is
+restricted to the prior's support (``support`` is the prior's).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution
+from torch.distributions import Distribution, constraints
 
 from sbi_course._validation import as_batch
 
@@ -43,29 +49,43 @@ def check_observation(x_o: Tensor, x_dim: int, owner: str) -> Tensor:
     return x_o
 
 
-class Posterior:
-    """Base class of posteriors conditioned on one observation.
+class Posterior(Distribution):
+    """Base class of the course's posteriors: a torch distribution over the parameters.
 
     Args:
         prior: the prior, a distribution with event shape (D,).
-        x_o: the observation, shape (L,) or (1, L).
+        x_o: the observation, shape (L,) or (1, L) (or several, for batched posteriors).
+        batch_shape: the posterior's batch shape (``()`` for one observation).
 
     Attributes:
         prior: the prior.
-        x_o: the observation, shape (L,).
+        x_o: the observation, shape (L,) (one observation given as (1, L) is flattened).
         theta_dim: D.
 
-    Subclasses implement :meth:`sample` and :meth:`log_prob`.
+    Subclasses implement :meth:`sample` and :meth:`log_prob` (or, when known only up to a
+    constant, ``unnormalized_log_prob``).
     """
 
-    def __init__(self, prior: Distribution, x_o: Tensor):
+    arg_constraints: dict = {}
+    has_rsample = False
+
+    def __init__(self, prior: Distribution, x_o: Tensor, batch_shape=torch.Size()):
         self.prior = prior
         x_o = torch.as_tensor(x_o)
         self.x_o = x_o.reshape(-1) if x_o.ndim == 2 and x_o.shape[0] == 1 else x_o
         self.theta_dim = int(prior.event_shape[0]) if len(prior.event_shape) else 1
+        super().__init__(torch.Size(batch_shape), torch.Size([self.theta_dim]), validate_args=False)
 
-    def sample(self, sample_shape=(1,), generator: torch.Generator | None = None) -> Tensor:
-        """Draw posterior samples of shape ``sample_shape + (D,)``."""
+    @property
+    def support(self):
+        """The prior's support (a posterior puts no mass where the prior has none)."""
+        try:
+            return self.prior.support
+        except NotImplementedError:
+            return constraints.real_vector
+
+    def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> Tensor:
+        """Draw posterior samples of shape ``sample_shape + batch_shape + (D,)``."""
         raise NotImplementedError
 
     def log_prob(self, theta: Tensor) -> Tensor:

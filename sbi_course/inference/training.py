@@ -324,8 +324,16 @@ def train(
             break
     bar.close()
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if best_state is None:
+        # Not one epoch with a finite loss: the weights are NaN or meaningless; never hand
+        # them back silently.
+        raise RuntimeError(
+            f"{description}: training diverged, the loss was NaN or infinite in every one of "
+            f"{len(history.train_loss)} epochs. Try a smaller learning_rate (now "
+            f"{learning_rate}), standardised (z-scored) data, and check the training data for "
+            "NaN, infinite or huge values; the network's weights are not usable"
+        )
+    model.load_state_dict(best_state)
     model.eval()
     history.wall_time = time.perf_counter() - start_time
     return history

@@ -32,6 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import binom
 
+from sbi_course.diagnostics.sbc import discrete_rank_ecdf_band
 from sbi_course.plotting._style import (
     BAND_COLOR,
     PALETTE,
@@ -162,35 +163,18 @@ def _rank_histogram(ax, r, num_ranks: int, num_bins: int | None, confidence: flo
 def rank_ecdf_band(
     num: int, num_ranks: int, confidence: float = 0.99, num_points: int = 100, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Simultaneous band for the ECDF of N uniform ranks on {0, ..., num_ranks - 1}.
+    r"""Simultaneous band of :math:`F_N(z) - z` for N uniform ranks on {0, ..., num_ranks - 1}.
 
-    The band is the pointwise binomial interval at a level :math:`1 - \gamma` chosen so
-    that the ECDF of uniform ranks stays inside it everywhere with probability
-    ``confidence``; :math:`\gamma` is found by simulating 1000 sets of uniform ranks
-    (Säilynoja et al., 2022), from a private, seeded random generator.
+    The band of :func:`sbi_course.diagnostics.discrete_rank_ecdf_band` (Säilynoja et al.,
+    2022; 1000 simulated sets of ranks from a numpy generator seeded with ``seed``), shifted
+    by :math:`z` for the ECDF-difference plot.
 
     Returns:
         ``(z, lower, upper)``: evaluation points in [0, 1], shape (K,), and the band of
         :math:`F_N(z) - z`, each of shape (K,).
     """
-    k = np.unique(np.round(np.linspace(0, num_ranks, min(num_points, num_ranks) + 1)).astype(int))
-    z = k / num_ranks
-    rng = np.random.default_rng(seed)
-    num_sims = 1000
-    draws = rng.integers(0, num_ranks, size=(num_sims, num))
-    offsets = (np.arange(num_sims) * num_ranks)[:, None]
-    counts = np.bincount((draws + offsets).ravel(), minlength=num_sims * num_ranks)
-    cumulative = np.concatenate(
-        [np.zeros((num_sims, 1)), np.cumsum(counts.reshape(num_sims, num_ranks), axis=1)], axis=1
-    )[:, k]
-    inner = slice(1, -1)  # at z = 0 and z = 1 the ECDF is fixed
-    below = binom.cdf(cumulative[:, inner], num, z[inner])
-    above = binom.sf(cumulative[:, inner] - 1, num, z[inner])
-    extremeness = np.minimum(2 * np.minimum(below, above), 1).min(axis=1)
-    gamma = np.quantile(extremeness, 1 - confidence)
-    lower = binom.ppf(gamma / 2, num, z) / num - z
-    upper = binom.ppf(1 - gamma / 2, num, z) / num - z
-    return z, lower, upper
+    z, lower, upper = discrete_rank_ecdf_band(num, num_ranks, confidence, num_points, seed)
+    return z, lower - z, upper - z
 
 
 def _ecdf_difference(ax, r, num_ranks: int, confidence: float) -> None:
