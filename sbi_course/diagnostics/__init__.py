@@ -18,7 +18,7 @@ from sbi_course.diagnostics.c2st import c2st
 from sbi_course.diagnostics.coverage import coverage_from_levels, expected_coverage, hpd_levels
 from sbi_course.diagnostics.ensemble import Ensemble, EnsemblePosterior
 from sbi_course.diagnostics.local_c2st import LC2STResult, LocalC2ST, local_c2st
-from sbi_course.diagnostics.matrix import FailureMatrix, failure_matrix
+from sbi_course.diagnostics.matrix import DIAGNOSTICS, FAILURES, FailureMatrix, failure_matrix
 from sbi_course.diagnostics.misspecification import (
     MisspecificationTest,
     marginal_logprob_test,
@@ -65,4 +65,6 @@ __all__ = [
     "MisspecificationTest",
     "failure_matrix",
     "FailureMatrix",
+    "FAILURES",
+    "DIAGNOSTICS",
 ]
