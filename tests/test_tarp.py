@@ -55,7 +55,9 @@ def test_amortised_posterior_and_chosen_references():
     def posterior(x_o):
         return GaussianPosterior(x_o / 2, STD)
 
-    result = tarp(posterior, theta, x, num_posterior_samples=200, references=torch.zeros(2))
+    result = tarp(
+        posterior, theta, x, num_posterior_samples=200, references=torch.zeros(2), generator=g
+    )
     assert result.references.shape == (200, 2) and (result.references == 0).all()
     assert result.credibility.shape == (200,) and result.ks_pvalue > 0.01
     again = tarp(posterior, theta, x, num_posterior_samples=200, generator=torch.Generator())
