@@ -5,7 +5,9 @@
 * :func:`coverage_plot`: expected coverage against credibility level;
 * :func:`loss_plot`: training and validation loss with the best epoch;
 * :func:`trace_plot`: simulator traces (voltages, populations, waveforms) against time;
-* :func:`abc_epsilon_plot`: the tolerance schedule of SMC-ABC.
+* :func:`abc_epsilon_plot`: the tolerance schedule of SMC-ABC;
+* :func:`tarp_plot`, :func:`lc2st_plot`, :func:`null_test_plot`, :func:`failure_matrix_plot`:
+  TARP curves, L-C2ST and misspecification tests, the failure x diagnostic matrix.
 
 Nothing here calls ``plt.show()``: a script saves the figure (``fig.savefig(...)``) and
 closes it (``plt.close(fig)``); a notebook shows it when the cell ends (assign the result,
@@ -27,6 +29,7 @@ Example:
 
 from sbi_course.plotting._style import PALETTE, use_style
 from sbi_course.plotting.calibration import coverage_plot, rank_ecdf_band, sbc_rank_plot
+from sbi_course.plotting.local import failure_matrix_plot, lc2st_plot, null_test_plot, tarp_plot
 from sbi_course.plotting.pairplot import pairplot
 from sbi_course.plotting.progress import abc_epsilon_plot, loss_plot
 from sbi_course.plotting.traces import trace_plot
@@ -41,4 +44,8 @@ __all__ = [
     "loss_plot",
     "trace_plot",
     "abc_epsilon_plot",
+    "tarp_plot",
+    "null_test_plot",
+    "lc2st_plot",
+    "failure_matrix_plot",
 ]
