@@ -176,7 +176,7 @@ def test_simulate_shapes_and_seed():
     [
         (torch.tensor([50.0, -1.0]), {}, "non-positive gbar_K"),
         (torch.tensor([[0.0, 5.0]]), {}, "non-positive gbar_Na"),
-        (torch.tensor([50.0, 5.0, 1.0]), {}, r"shape \(N, 2\)"),
+        (torch.tensor([50.0, 5.0, 1.0]), {}, r"shape \(\*, 2\)"),
         (torch.tensor([float("nan"), 5.0]), {}, "NaN"),
         (torch.tensor([50.0]), {"parameters": ("gbar_Ca",)}, "parameters"),
         (torch.tensor([50.0, 5.0]), {"parameters": ("gbar_K", "gbar_K")}, "distinct"),
@@ -195,5 +195,7 @@ def test_bad_input_simulate_and_statistics():
         hh.simulate(torch.tensor([50.0, 5.0]), batch_size=0)
     with pytest.raises(ValueError, match="non-positive tau_max"):
         hh.simulate(torch.tensor([-5.0]), parameters="tau_max")
-    with pytest.raises(ValueError, match=r"shape \(N, T\)"):
+    with pytest.raises(ValueError, match=r"shape \(\*, T\)"):
+        hh.summary_statistics(torch.tensor(1.0))
+    with pytest.raises(ValueError, match="4 samples.*protocol"):
         hh.summary_statistics(torch.zeros(2, 3, 4))

@@ -51,8 +51,16 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from sbi_course._validation import as_batch, check_generator, check_positive
+from sbi_course._validation import (
+    check_count,
+    check_generator,
+    check_memory,
+    check_positive,
+    flatten_batch,
+    unflatten_batch,
+)
 from sbi_course.priors import BoxUniform
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -69,6 +77,7 @@ __all__ = [
     "voltage_traces",
     "summary_statistics",
     "simulate",
+    "spec",
 ]
 
 # Protocol of the sbi tutorial (ms, mV, uF/cm^2).
@@ -300,13 +309,21 @@ def voltage_traces(
             constants or noise levels, or noise/current of the wrong shape.
     """
     parameters = _check_parameters(parameters)
-    theta, unbatched = as_batch(theta, len(parameters), name="theta", owner="hodgkin_huxley")
-    check_generator(generator, "hodgkin_huxley")
+    owner = "hodgkin_huxley.voltage_traces"
+    theta, batch_shape = flatten_batch(theta, len(parameters), name="theta", owner=owner)
+    check_generator(generator, owner)
     positive = [j for j, p in enumerate(parameters) if p not in _SIGNED]
     check_positive(theta[:, positive], "hodgkin_huxley", [parameters[j] for j in positive])
     theta = theta.to(dtype)
     num, device = theta.shape[0], theta.device
-    num_steps = round(duration / dt)
+    num_steps = _num_steps(duration, dt, owner)
+    # The trace, the external drive and the transposed copy are alive at the same time.
+    check_memory(
+        3 * num * (num_steps + 1) * torch.empty((), dtype=dtype).element_size(),
+        what=f"{num} traces of {num_steps + 1} samples",
+        owner=owner,
+        argument="the number of neurons or duration / dt",
+    )
 
     if current is None:
         current = step_current(duration=duration, dt=dt)
@@ -369,7 +386,20 @@ def voltage_traces(
     del external  # free its memory before the copy below
     traces = traces.T.contiguous()  # neuron-major, as the summary statistics read it
     traces[~torch.isfinite(traces).all(dim=1)] = float("nan")
-    return traces[0] if unbatched else traces
+    return unflatten_batch(traces, batch_shape)
+
+
+def _num_steps(duration: float, dt: float, owner: str) -> int:
+    """``round(duration / dt)``, after checking both are positive and finite numbers."""
+    for name, value in (("dt", dt), ("duration", duration)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"{name} for {owner} must be a positive number (ms), got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} for {owner} must be finite, got {value!r}")
+    num_steps = round(duration / dt)
+    if num_steps < 1:
+        raise ValueError(f"{owner}: duration={duration} ms is shorter than one step of dt={dt} ms")
+    return num_steps
 
 
 def summary_statistics(
@@ -392,27 +422,40 @@ def summary_statistics(
        :math:`s^2 = m_2` (no Bessel correction).
 
     Args:
-        traces: voltages in mV, shape (N, T) or (T,), sampled every ``dt`` ms from t = 0.
+        traces: voltages in mV, shape (*, T), sampled every ``dt`` ms from t = 0; T must
+            cover the protocol (more than ``t_off / dt`` samples).
         dt: sampling interval in ms.
         t_on: stimulus onset in ms.
         t_off: stimulus offset in ms.
         threshold: spike detection threshold in mV.
 
     Returns:
-        Summary statistics, shape (N, 7) (or (7,)), in ``traces``' dtype; NaN rows for traces
+        Summary statistics, shape (*, 7), in ``traces``' dtype; NaN rows for traces
         with NaN entries (failed simulations).
+
+    Raises:
+        ValueError: for traces too short for the protocol, or an inconsistent protocol.
     """
-    if not isinstance(traces, Tensor) or traces.ndim not in (1, 2):
+    owner = "hodgkin_huxley.summary_statistics"
+    if not isinstance(traces, Tensor) or traces.ndim == 0:
         shape = tuple(traces.shape) if isinstance(traces, Tensor) else type(traces).__name__
-        raise ValueError(f"traces for hodgkin_huxley must have shape (N, T) or (T,), got {shape}")
-    unbatched = traces.ndim == 1
-    v = traces.unsqueeze(0) if unbatched else traces
+        raise ValueError(f"traces for {owner} must have shape (*, T), got {shape}")
+    _num_steps(t_off, dt, owner)
+    if not 0 < t_on < t_off:
+        raise ValueError(f"{owner} needs 0 < t_on < t_off, got t_on={t_on}, t_off={t_off}")
     # Sample indices rather than float times, so that t = 10 ms is not "just after" t_on.
     i_on, i_off = round(t_on / dt), round(t_off / dt)
+    if traces.shape[-1] <= i_off or i_on < 2:
+        raise ValueError(
+            f"traces for {owner} have {traces.shape[-1]} samples, but the protocol (t_on={t_on} "
+            f"ms, t_off={t_off} ms, dt={dt} ms) needs more than {i_off}"
+        )
+    batch_shape = traces.shape[:-1]
+    v = traces.reshape(-1, traces.shape[-1])
     # A block of rows at a time: the temporaries stay small, which is twice as fast.
     x = torch.cat([_statistics(block, i_on, i_off, threshold) for block in v.split(128)])
     x = x.to(traces.dtype if traces.is_floating_point() else torch.get_default_dtype())
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def _statistics(v: Tensor, i_on: int, i_off: int, threshold: float) -> Tensor:
@@ -447,24 +490,45 @@ def simulate(
     """Simulate neurons and return their seven summary statistics.
 
     Args:
-        theta: parameters, shape (N, D) or (D,); by default (gbar_Na, gbar_K) in mS/cm^2.
+        theta: parameters, shape (*, D); by default (gbar_Na, gbar_K) in mS/cm^2.
         generator: random number generator for the intrinsic noise.
         parameters: names of the columns of ``theta`` (see :data:`PARAMETER_NAMES`).
-        batch_size: neurons integrated at once; bounds the memory (about 200 MB per 1,000).
+        batch_size: neurons integrated at once; bounds the memory (about 200 MB per 1,000)
+            and does not change the result: every neuron draws its noise from its own
+            generator, seeded from ``generator`` in the order of the rows.
 
     Returns:
-        Summary statistics ``x``, shape (N, 7) (or (7,)), in ``theta``'s floating dtype; see
+        Summary statistics ``x``, shape (*, 7), in ``theta``'s floating dtype; see
         :func:`summary_statistics`. Failed simulations give NaN rows.
     """
+    owner = "hodgkin_huxley.simulate"
     parameters = _check_parameters(parameters)
-    theta, unbatched = as_batch(theta, len(parameters), name="theta", owner="hodgkin_huxley")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"batch_size for hodgkin_huxley must be a positive int, got {batch_size!r}"
+    theta, batch_shape = flatten_batch(theta, len(parameters), name="theta", owner=owner)
+    check_generator(generator, owner)
+    batch_size = check_count(batch_size, "batch_size", owner)
+    seeds = torch.randint(0, 2**62, (theta.shape[0],), generator=generator).tolist()
+    num_steps = round(DURATION / DT)
+    chunks = []
+    for start in range(0, theta.shape[0], batch_size):
+        chunk = theta[start : start + batch_size]
+        noise = torch.stack(
+            [
+                torch.randn(num_steps, generator=torch.Generator().manual_seed(seed))
+                for seed in seeds[start : start + batch_size]
+            ]
         )
-    chunks = [
-        summary_statistics(voltage_traces(chunk, generator, parameters=parameters))
-        for chunk in theta.split(batch_size)
-    ]
-    x = torch.cat(chunks).to(theta.dtype)
-    return x[0] if unbatched else x
+        traces = voltage_traces(chunk, noise=noise, parameters=parameters)
+        chunks.append(summary_statistics(traces))
+    return unflatten_batch(torch.cat(chunks).to(theta.dtype), batch_shape)
+
+
+spec = SimulatorSpec(
+    name="hodgkin_huxley",
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=None,
+    sample_posterior=None,
+)
