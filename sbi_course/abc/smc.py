@@ -53,15 +53,14 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from sbi_course._validation import check_generator
+from sbi_course._validation import check_count, check_generator
 from sbi_course.abc.distances import Distance, check_distances, get_distance
 from sbi_course.abc.rejection import (
     ABCResult,
     Simulator,
     Summary,
-    check_count,
     check_observation,
-    simulate_summaries,
+    simulate_in_blocks,
     summarise_observation,
     weighted_covariance,
 )
@@ -133,7 +132,9 @@ def smc_abc(
         kernel_scale: the perturbation covariance is ``kernel_scale`` times the weighted
             population covariance (2 in Beaumont et al., 2009).
         max_rounds: stop after this many rounds (round 0 included), even with budget left.
-        batch_size: most simulations per simulator call.
+        batch_size: most simulations per simulator call, a memory bound that does not change
+            the result for any ``batch_size`` of at least 1,000 (see
+            :func:`~sbi_course.abc.rejection.simulate_in_blocks`).
         generator: random number generator for every draw.
 
     Returns:
@@ -165,11 +166,7 @@ def smc_abc(
     x_o = check_observation(x_o, owner)
 
     def simulate(theta: Tensor) -> Tensor:
-        chunks = [
-            simulate_summaries(simulator, part, summary, x_o, generator)
-            for part in theta.split(batch_size)
-        ]
-        return torch.cat(chunks)
+        return simulate_in_blocks(simulator, theta, summary, x_o, generator, batch_size)
 
     # Round 0: rejection ABC from the prior, keeping the closest population_size.
     theta = sample_prior(prior, num_initial, generator=generator)
@@ -220,7 +217,7 @@ def smc_abc(
             # Size the batch from the acceptance rate so far, to overshoot little.
             rate = (num_accepted + 1) / (simulated + 2) if simulated else quantile
             need = math.ceil(1.2 * (population_size - num_accepted) / rate)
-            n = min(need, batch_size, num_simulations - spent)
+            n = min(need, num_simulations - spent)
             index = torch.multinomial(weights, n, replacement=True, generator=generator)
             noise = torch.randn(n, theta.shape[1], generator=generator, dtype=torch.float64)
             proposal = (theta[index].double() + noise @ scale_tril.T).to(theta.dtype)
