@@ -608,3 +608,13 @@ def test_numpy_integer_counts_are_accepted():
         generator=torch.Generator().manual_seed(0),
     )
     assert result.samples.shape == (20, 2)
+
+
+def test_regression_adjustment_does_not_blame_an_unpassed_bandwidth():
+    theta = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(1))
+    x[4, 1] = float("nan")
+    with pytest.raises(ValueError, match="x for regression_adjustment contains NaN.*1 of 50"):
+        regression_adjustment(theta, x, torch.zeros(3))
+    with pytest.raises(ValueError, match="every accepted summary equals x_o"):
+        regression_adjustment(theta, torch.zeros(50, 3), torch.zeros(3))
