@@ -169,6 +169,8 @@ def test_simulate_shapes_and_seed():
     single = hh.simulate(theta[0], torch.Generator().manual_seed(6))
     assert single.shape == (7,)
     assert torch.allclose(single, x[0])  # the first chunk draws the same noise
+    # batch_size bounds memory only: every neuron has its own noise (issue #14, item 9).
+    assert torch.equal(hh.simulate(theta, torch.Generator().manual_seed(6), batch_size=2), x)
 
 
 @pytest.mark.parametrize(
