@@ -29,7 +29,7 @@ times in ms, currents in uA/cm^2, conductances in mS/cm^2.
 
 The time loop is in Python, but each step updates all N neurons at once with a few dozen
 tensor operations, so a batch of 1,000 neurons costs only about twice as much as a single one
-(see ``benchmarks/hodgkin_huxley_speed.py``).
+(see :mod:`sbi_course.simulators._hh_reference` and ``benchmarks/hodgkin_huxley_speed.py``).
 
 References:
     Hodgkin, A. L. and Huxley, A. F. (1952). A quantitative description of membrane current
