@@ -133,7 +133,7 @@ def test_sample_prior_checks_its_count():
     prior = _priors()["BoxUniform"]
     with pytest.raises(ValueError, match="num_samples for sample_prior"):
         sample_prior(prior, -3)
-    assert sample_prior(prior, np.int32(4)).shape == (4, 2)
+    assert sample_prior(prior, np.int32(4), generator=torch.Generator()).shape == (4, 2)
 
 
 def test_gaussian_prior_expands_and_samples_like_torch():
