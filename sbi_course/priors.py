@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 
 import torch
@@ -180,8 +181,15 @@ class GaussianPrior(MultivariateNormal):
         return self.loc + (self.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """Log-density of ``value`` of shape (*, D)."""
-        return super().log_prob(_check_value(value, self.loc.shape[0], "GaussianPrior"))
+        """Log-density of ``value`` of shape (*, D): ``-inf`` for infinite, NaN for NaN rows."""
+        value = _check_value(value, self.loc.shape[0], "GaussianPrior")
+        if value.numel() == 0:  # torch cannot reshape an empty batch
+            return torch.zeros(value.shape[:-1], dtype=self.loc.dtype)
+        # Infinite coordinates have density 0 (-inf); NaN rows give NaN, not a deep torch error.
+        finite = torch.isfinite(value)
+        log_prob = super().log_prob(torch.where(finite, value, torch.zeros_like(value)))
+        log_prob = torch.where(finite.all(dim=-1), log_prob, -math.inf)
+        return torch.where(value.isnan().any(dim=-1), math.nan, log_prob)
 
 
 class LogNormalPrior(Independent):
