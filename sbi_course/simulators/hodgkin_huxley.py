@@ -27,6 +27,10 @@ Shapes: ``theta`` (N, D) -> traces (N, T) with T = 12001 -> ``x`` (N, 7). By def
 passing ``parameters=(...)``, the others keep their :data:`FIXED_VALUES`. Voltages are in mV,
 times in ms, currents in uA/cm^2, conductances in mS/cm^2.
 
+The module holds the model (parameters, prior, the integration); the stimulus protocol is in
+:mod:`sbi_course.simulators._hh_protocol` and the summary statistics in
+:mod:`sbi_course.simulators._hh_statistics`; every name is re-exported here.
+
 The time loop is in Python, but each step updates all N neurons at once with a few dozen
 tensor operations, so a batch of 1,000 neurons costs only about twice as much as a single one
 (see :mod:`sbi_course.simulators._hh_reference` and ``benchmarks/hodgkin_huxley_speed.py``).
@@ -60,6 +64,21 @@ from sbi_course._validation import (
     unflatten_batch,
 )
 from sbi_course.priors import BoxUniform
+from sbi_course.simulators._hh_protocol import (
+    DT,
+    DURATION,
+    SOMA_AREA,
+    T_OFF,
+    T_ON,
+    _num_steps,
+    step_current,
+    time_grid,
+)
+from sbi_course.simulators._hh_statistics import (
+    SPIKE_THRESHOLD,
+    summary_labels,
+    summary_statistics,
+)
 from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
@@ -78,18 +97,23 @@ __all__ = [
     "summary_statistics",
     "simulate",
     "spec",
+    "DT",
+    "DURATION",
+    "T_ON",
+    "T_OFF",
+    "SOMA_AREA",
+    "SPIKE_THRESHOLD",
+    "V_INITIAL",
+    "CAPACITANCE",
+    "E_NA",
+    "E_K",
 ]
 
-# Protocol of the sbi tutorial (ms, mV, uF/cm^2).
-DT = 0.01
-DURATION = 120.0
-T_ON, T_OFF = 10.0, 110.0
+# The membrane (mV, uF/cm^2); the protocol (DT, DURATION, T_ON, T_OFF, SOMA_AREA) is in
+# _hh_protocol, the summary statistics in _hh_statistics.
 V_INITIAL = -70.0
 CAPACITANCE = 1.0
 E_NA, E_K = 53.0, -107.0
-SPIKE_THRESHOLD = -10.0
-# Lateral area of a 70 um x 70 um cylinder, in cm^2: pi * d * L.
-SOMA_AREA = math.pi * (70e-4) ** 2
 
 PARAMETER_NAMES = (
     "gbar_Na",  # mS/cm^2, sodium
@@ -130,15 +154,6 @@ DEFAULT_PARAMETERS = ("gbar_Na", "gbar_K")
 theta_dim: int = len(DEFAULT_PARAMETERS)
 x_dim: int = 7
 parameter_labels: tuple[str, ...] = DEFAULT_PARAMETERS
-summary_labels: tuple[str, ...] = (
-    "spike_count",
-    "rest_mean",
-    "rest_std",
-    "stim_mean",
-    "stim_variance",
-    "stim_skewness",
-    "stim_kurtosis",
-)
 
 
 def _check_parameters(parameters: Sequence[str]) -> tuple[str, ...]:
@@ -172,31 +187,6 @@ def reference_parameters(parameters: Sequence[str] = DEFAULT_PARAMETERS) -> Tens
     """The tutorial's values of the chosen parameters, shape (D,): its "observed" neuron."""
     parameters = _check_parameters(parameters)
     return torch.tensor([FIXED_VALUES[p] for p in parameters])
-
-
-def time_grid(duration: float = DURATION, dt: float = DT) -> Tensor:
-    """Times of the voltage samples in ms, shape (T,) with T = round(duration / dt) + 1."""
-    num_steps = round(duration / dt)
-    return torch.arange(num_steps + 1, dtype=torch.float64).mul(dt).to(torch.get_default_dtype())
-
-
-def step_current(
-    amplitude_nA: float = 0.5,
-    t_on: float = T_ON,
-    t_off: float = T_OFF,
-    duration: float = DURATION,
-    dt: float = DT,
-) -> Tensor:
-    """A current step as a current density in uA/cm^2, shape (T,).
-
-    The current is ``amplitude_nA / SOMA_AREA`` at the sample indices
-    ``round(t_on / dt) <= i < round(t_off / dt)`` and zero elsewhere; 0.5 nA gives
-    3.25 uA/cm^2.
-    """
-    current = torch.zeros(round(duration / dt) + 1, dtype=torch.float64)
-    # 1 nA = 1e-3 uA, spread over the membrane area.
-    current[round(t_on / dt) : round(t_off / dt)] = amplitude_nA * 1e-3 / SOMA_AREA
-    return current
 
 
 # The Traub-Miles rates (1/ms) of the gates m, n, h as functions of u = V - V_T (mV), with
@@ -387,97 +377,6 @@ def voltage_traces(
     traces = traces.T.contiguous()  # neuron-major, as the summary statistics read it
     traces[~torch.isfinite(traces).all(dim=1)] = float("nan")
     return unflatten_batch(traces, batch_shape)
-
-
-def _num_steps(duration: float, dt: float, owner: str) -> int:
-    """``round(duration / dt)``, after checking both are positive and finite numbers."""
-    for name, value in (("dt", dt), ("duration", duration)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"{name} for {owner} must be a positive number (ms), got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} for {owner} must be finite, got {value!r}")
-    num_steps = round(duration / dt)
-    if num_steps < 1:
-        raise ValueError(f"{owner}: duration={duration} ms is shorter than one step of dt={dt} ms")
-    return num_steps
-
-
-def summary_statistics(
-    traces: Tensor,
-    *,
-    dt: float = DT,
-    t_on: float = T_ON,
-    t_off: float = T_OFF,
-    threshold: float = SPIKE_THRESHOLD,
-) -> Tensor:
-    r"""The tutorial's seven summary statistics of voltage traces.
-
-    1. spike count: upward crossings of ``threshold`` (mV) during the stimulus
-       (:math:`t_{on} < t < t_{off}`); a spike rises by about 100 mV/ms, far faster than the
-       noise moves V, so each spike crosses exactly once;
-    2. resting potential: mean voltage before the stimulus (:math:`t < t_{on}`);
-    3. its standard deviation over the last tenth of that window (the neuron has settled);
-    4. to 7. mean, variance, skewness :math:`m_3 / s^3` and kurtosis :math:`m_4 / s^4` (not
-       the excess) of the voltage during the stimulus, with central moments :math:`m_k` and
-       :math:`s^2 = m_2` (no Bessel correction).
-
-    Args:
-        traces: voltages in mV, shape (*, T), sampled every ``dt`` ms from t = 0; T must
-            cover the protocol (more than ``t_off / dt`` samples).
-        dt: sampling interval in ms.
-        t_on: stimulus onset in ms.
-        t_off: stimulus offset in ms.
-        threshold: spike detection threshold in mV.
-
-    Returns:
-        Summary statistics, shape (*, 7), in ``traces``' dtype; NaN rows for traces
-        with NaN entries (failed simulations).
-
-    Raises:
-        ValueError: for traces too short for the protocol, or an inconsistent protocol.
-    """
-    owner = "hodgkin_huxley.summary_statistics"
-    if not isinstance(traces, Tensor) or traces.ndim == 0:
-        shape = tuple(traces.shape) if isinstance(traces, Tensor) else type(traces).__name__
-        raise ValueError(f"traces for {owner} must have shape (*, T), got {shape}")
-    _num_steps(t_off, dt, owner)
-    if not 0 < t_on < t_off:
-        raise ValueError(f"{owner} needs 0 < t_on < t_off, got t_on={t_on}, t_off={t_off}")
-    # Sample indices rather than float times, so that t = 10 ms is not "just after" t_on.
-    i_on, i_off = round(t_on / dt), round(t_off / dt)
-    if traces.shape[-1] <= i_off or i_on < 2:
-        raise ValueError(
-            f"traces for {owner} have {traces.shape[-1]} samples, but the protocol (t_on={t_on} "
-            f"ms, t_off={t_off} ms, dt={dt} ms) needs more than {i_off}"
-        )
-    batch_shape = traces.shape[:-1]
-    v = traces.reshape(-1, traces.shape[-1])
-    # A block of rows at a time: the temporaries stay small, which is twice as fast.
-    x = torch.cat([_statistics(block, i_on, i_off, threshold) for block in v.split(128)])
-    x = x.to(traces.dtype if traces.is_floating_point() else torch.get_default_dtype())
-    return unflatten_batch(x, batch_shape)
-
-
-def _statistics(v: Tensor, i_on: int, i_off: int, threshold: float) -> Tensor:
-    """The seven statistics of traces of shape (n, T), as float64 of shape (n, 7)."""
-    v = v.to(torch.float64)  # the moments of a 10,000-sample window deserve float64
-    stim = v[:, i_on + 1 : i_off]  # t_on < t < t_off
-    # a crossing between samples i - 1 and i, for every i inside the stimulus window
-    crossings = (v[:, i_on : i_off - 1] < threshold) & (stim >= threshold)
-    spike_count = crossings.sum(dim=1).to(torch.float64)
-    rest_mean = v[:, :i_on].mean(dim=1)
-    rest_std = v[:, int(0.9 * i_on) : i_on].std(dim=1, correction=0)
-    stim_mean = stim.mean(dim=1)
-    centred = stim - stim_mean[:, None]
-    squared = centred * centred  # products are cheaper than pow
-    variance = squared.mean(dim=1)
-    skewness = (squared * centred).mean(dim=1) / variance**1.5
-    kurtosis = (squared * squared).mean(dim=1) / variance**2
-    x = torch.stack(
-        [spike_count, rest_mean, rest_std, stim_mean, variance, skewness, kurtosis], dim=1
-    )
-    x[~torch.isfinite(v).all(dim=1)] = float("nan")
-    return x
 
 
 def simulate(
