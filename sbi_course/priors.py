@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -31,6 +32,8 @@ from torch.distributions import (
     Uniform,
 )
 
+from sbi_course._validation import check_count, check_generator
+
 __all__ = [
     "BoxUniform",
     "GaussianPrior",
@@ -41,10 +44,43 @@ __all__ = [
 ]
 
 
-def _shape(sample_shape) -> torch.Size:
-    if isinstance(sample_shape, int):
-        return torch.Size((sample_shape,))
-    return torch.Size(sample_shape)
+def _shape(sample_shape, owner: str) -> torch.Size:
+    """``sample_shape`` as a ``torch.Size`` of non-negative integers (numpy integers too)."""
+    if isinstance(sample_shape, numbers.Number):
+        sample_shape = (sample_shape,)
+    try:
+        sizes = tuple(sample_shape)
+    except TypeError:
+        raise TypeError(
+            f"sample_shape for {owner} must be a tuple of counts such as (1000,), got "
+            f"{type(sample_shape).__name__}"
+        ) from None
+    return torch.Size(check_count(n, "sample_shape", owner, minimum=0) for n in sizes)
+
+
+def _parameter(value, name: str, owner: str, *, ndim: int) -> Tensor:
+    """A finite floating tensor with ``ndim`` dimensions, or a ValueError naming it."""
+    try:
+        value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{name} for {owner} must be a tensor: {error}") from None
+    if value.ndim != ndim:
+        shape = "(D,)" if ndim == 1 else "(D, D)"
+        raise ValueError(f"{name} for {owner} must have shape {shape}, got {tuple(value.shape)}")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} for {owner} must be finite, got {value.tolist()}")
+    return value
+
+
+def _check_value(value: Tensor, dim: int, owner: str) -> Tensor:
+    """``value`` of shape (*, dim) for ``log_prob``; a width mismatch is an error, not a
+    broadcast."""
+    value = torch.as_tensor(value)
+    if value.ndim == 0 or value.shape[-1] != dim:
+        raise ValueError(
+            f"value for {owner}.log_prob must have shape (*, {dim}), got {tuple(value.shape)}"
+        )
+    return value
 
 
 class BoxUniform(Independent):
@@ -56,9 +92,9 @@ class BoxUniform(Independent):
     """
 
     def __init__(self, low: Tensor, high: Tensor, validate_args: bool | None = None):
-        low = torch.as_tensor(low, dtype=torch.get_default_dtype())
-        high = torch.as_tensor(high, dtype=torch.get_default_dtype())
-        if low.ndim != 1 or low.shape != high.shape:
+        low = _parameter(low, "low", "BoxUniform", ndim=1)
+        high = _parameter(high, "high", "BoxUniform", ndim=1)
+        if low.shape != high.shape:
             raise ValueError(
                 f"BoxUniform needs low and high of the same shape (D,), got "
                 f"{tuple(low.shape)} and {tuple(high.shape)}"
@@ -70,12 +106,20 @@ class BoxUniform(Independent):
 
     def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> Tensor:
         """Draw samples of shape ``sample_shape + (D,)`` with an optional generator."""
-        shape = _shape(sample_shape) + self.low.shape
+        check_generator(generator, "BoxUniform.sample")
+        shape = _shape(sample_shape, "BoxUniform.sample") + self.low.shape
         u = torch.rand(shape, generator=generator, dtype=self.low.dtype)
         return self.low + (self.high - self.low) * u
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """Log-density, ``-inf`` outside the box (never raises for points outside)."""
+        """Log-density, ``-inf`` outside the box (never raises for points outside).
+
+        Args:
+            value: points of shape (*, D); another width is an error, not a broadcast.
+        """
+        value = _check_value(value, self.low.shape[0], "BoxUniform")
+        if not value.is_floating_point():
+            value = value.to(self.low.dtype)
         inside = ((value >= self.low) & (value <= self.high)).all(dim=-1)
         log_volume = torch.log(self.high - self.low).sum()
         out = torch.full(inside.shape, -float("inf"), dtype=value.dtype)
@@ -91,10 +135,62 @@ class GaussianPrior(MultivariateNormal):
         covariance_matrix, precision_matrix, scale_tril: one of them, shape (D, D).
     """
 
+    def __init__(
+        self,
+        loc: Tensor,
+        covariance_matrix: Tensor | None = None,
+        precision_matrix: Tensor | None = None,
+        scale_tril: Tensor | None = None,
+        validate_args: bool | None = None,
+    ):
+        loc = _parameter(loc, "loc", "GaussianPrior", ndim=1)
+        given = {
+            name: _parameter(matrix, name, "GaussianPrior", ndim=2)
+            for name, matrix in (
+                ("covariance_matrix", covariance_matrix),
+                ("precision_matrix", precision_matrix),
+                ("scale_tril", scale_tril),
+            )
+            if matrix is not None
+        }
+        if len(given) != 1:
+            raise ValueError(
+                "GaussianPrior needs exactly one of covariance_matrix, precision_matrix and "
+                f"scale_tril, got {len(given)}"
+            )
+        ((name, matrix),) = given.items()
+        if matrix.shape != (loc.shape[0], loc.shape[0]):
+            raise ValueError(
+                f"{name} for GaussianPrior must have shape ({loc.shape[0]}, {loc.shape[0]}) "
+                f"to match loc, got {tuple(matrix.shape)}"
+            )
+        try:
+            super().__init__(loc, **given, validate_args=validate_args)
+        except (ValueError, RuntimeError) as error:  # not positive definite
+            raise ValueError(f"{name} for GaussianPrior is not valid: {error}") from None
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(GaussianPrior, _instance)
+        return super().expand(batch_shape, _instance=new)
+
     def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> Tensor:
-        shape = _shape(sample_shape) + self.loc.shape
+        """Draw samples of shape ``sample_shape + (D,)`` with an optional generator."""
+        check_generator(generator, "GaussianPrior.sample")
+        shape = _shape(sample_shape, "GaussianPrior.sample") + self.loc.shape
         eps = torch.randn(shape, generator=generator, dtype=self.loc.dtype)
-        return self.loc + (self._unbroadcasted_scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+        # scale_tril is the public Cholesky factor (torch's private one is not read here).
+        return self.loc + (self.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Log-density of ``value`` of shape (*, D): ``-inf`` for infinite, NaN for NaN rows."""
+        value = _check_value(value, self.loc.shape[0], "GaussianPrior")
+        if value.numel() == 0:  # torch cannot reshape an empty batch
+            return torch.zeros(value.shape[:-1], dtype=self.loc.dtype)
+        # Infinite coordinates have density 0 (-inf); NaN rows give NaN, not a deep torch error.
+        finite = torch.isfinite(value)
+        log_prob = super().log_prob(torch.where(finite, value, torch.zeros_like(value)))
+        log_prob = torch.where(finite.all(dim=-1), log_prob, -math.inf)
+        return torch.where(value.isnan().any(dim=-1), math.nan, log_prob)
 
 
 class LogNormalPrior(Independent):
@@ -106,18 +202,30 @@ class LogNormalPrior(Independent):
     """
 
     def __init__(self, mu: Tensor, sigma: Tensor, validate_args: bool | None = None):
-        mu = torch.as_tensor(mu, dtype=torch.get_default_dtype())
-        sigma = torch.as_tensor(sigma, dtype=torch.get_default_dtype()).expand_as(mu).clone()
+        mu = _parameter(mu, "mu", "LogNormalPrior", ndim=1)
+        sigma = torch.as_tensor(sigma, dtype=torch.get_default_dtype())
+        if not torch.isfinite(sigma).all() or not (sigma > 0).all():
+            raise ValueError(f"sigma for LogNormalPrior must be positive and finite, got {sigma}")
+        try:
+            sigma = sigma.expand_as(mu).clone()
+        except RuntimeError:
+            raise ValueError(
+                f"sigma for LogNormalPrior must have the shape of mu {tuple(mu.shape)} (or be a "
+                f"scalar), got {tuple(sigma.shape)}"
+            ) from None
         super().__init__(LogNormal(mu, sigma, validate_args=False), 1, validate_args=validate_args)
         self.mu, self.sigma = mu, sigma
 
     def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> Tensor:
-        shape = _shape(sample_shape) + self.mu.shape
+        """Draw samples of shape ``sample_shape + (D,)`` with an optional generator."""
+        check_generator(generator, "LogNormalPrior.sample")
+        shape = _shape(sample_shape, "LogNormalPrior.sample") + self.mu.shape
         eps = torch.randn(shape, generator=generator, dtype=self.mu.dtype)
         return torch.exp(self.mu + self.sigma * eps)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """Log-density, ``-inf`` for non-positive values (never raises)."""
+        """Log-density of ``value`` (*, D), ``-inf`` for non-positive values."""
+        value = _check_value(value, self.mu.shape[0], "LogNormalPrior")
         positive = (value > 0).all(dim=-1)
         safe = torch.where(value > 0, value, torch.ones_like(value))
         lp = Normal(self.mu, self.sigma).log_prob(torch.log(safe)) - torch.log(safe)
@@ -132,7 +240,13 @@ def sample_prior(
     Priors from this module take ``generator`` directly. For other ``torch.distributions``
     (for example the ``sbi`` library's ``BoxUniform``) the draw happens inside a forked global
     RNG seeded from ``generator``, so the global state is left untouched.
+
+    Raises:
+        ValueError: for a count that is not a positive integer.
+        TypeError: for a generator that is not a ``torch.Generator``.
     """
+    num_samples = check_count(num_samples, "num_samples", "sample_prior")
+    check_generator(generator, "sample_prior")
     if generator is None:
         return prior.sample((num_samples,))
     if "generator" in inspect.signature(prior.sample).parameters:

@@ -34,8 +34,9 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from sbi_course._validation import as_batch, check_generator
+from sbi_course._validation import check_count, check_generator, flatten_batch
 from sbi_course.priors import sample_prior
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = ["Task", "SbibmObservation", "names", "get", "load_sbibm", "SBIBM_TASKS"]
 
@@ -50,18 +51,6 @@ SBIBM_TASKS: tuple[str, ...] = (
     "lotka_volterra",
 )
 _OTHER_TASKS: tuple[str, ...] = ("hodgkin_huxley", "gravitational_wave")
-# Tasks whose simulator module has an exact `sample_posterior(x_o, num_samples, generator)`.
-_EXACT_POSTERIOR: frozenset[str] = frozenset({"gaussian_linear", "two_moons", "gaussian_mixture"})
-# (theta_dim, x_dim) of the sbibm tasks, to check files without importing the simulators.
-_SBIBM_DIMS: dict[str, tuple[int, int]] = {
-    "two_moons": (2, 2),
-    "gaussian_linear": (10, 10),
-    "gaussian_mixture": (2, 2),
-    "slcp": (5, 8),
-    "bernoulli_glm": (10, 10),
-    "sir": (2, 10),
-    "lotka_volterra": (4, 20),
-}
 NUM_OBSERVATIONS = 10
 
 
@@ -81,6 +70,8 @@ class Task:
         x_dim: number of data dimensions L.
         parameter_labels: one label per parameter, for plots.
         module: the simulator module (:mod:`sbi_course.simulators`) with model-specific helpers.
+        spec: the module's :class:`~sbi_course.simulators._spec.SimulatorSpec`, which the
+            other attributes are read from.
     """
 
     name: str
@@ -89,11 +80,12 @@ class Task:
     x_dim: int
     parameter_labels: tuple[str, ...]
     module: ModuleType = field(repr=False)
+    spec: SimulatorSpec = field(repr=False)
 
     @property
     def has_reference_posterior(self) -> bool:
         """Whether :meth:`reference_posterior` can sample the exact posterior for any ``x_o``."""
-        return self.name in _EXACT_POSTERIOR
+        return self.spec.has_exact_posterior
 
     @property
     def in_sbibm(self) -> bool:
@@ -104,16 +96,15 @@ class Task:
         """Simulate data for parameters ``theta``.
 
         Args:
-            theta: parameters, shape (N, theta_dim) or (theta_dim,).
+            theta: parameters, shape (*, theta_dim).
             generator: random number generator.
 
         Returns:
-            Data of shape (N, x_dim) (or (x_dim,) for unbatched input); failed simulations
-            give rows of NaN.
+            Data of shape (*, x_dim); failed simulations give rows of NaN.
         """
-        as_batch(theta, self.theta_dim, name="theta", owner=f"task {self.name}")
+        flatten_batch(theta, self.theta_dim, name="theta", owner=f"task {self.name}")
         check_generator(generator, f"task {self.name}")
-        return self.module.simulate(theta, generator=generator)
+        return self.spec.simulate(theta, generator=generator)
 
     def sample_joint(
         self, num_simulations: int, generator: torch.Generator | None = None
@@ -127,7 +118,7 @@ class Task:
         Returns:
             ``(theta, x)`` of shapes (num_simulations, theta_dim) and (num_simulations, x_dim).
         """
-        _check_count(num_simulations, "num_simulations", self.name)
+        num_simulations = check_count(num_simulations, "num_simulations", f"task {self.name}")
         check_generator(generator, f"task {self.name}")
         theta = sample_prior(self.prior, num_simulations, generator=generator)
         return theta, self.simulate(theta, generator=generator)
@@ -152,12 +143,12 @@ class Task:
         if not self.has_reference_posterior:
             raise NotImplementedError(
                 f"task {self.name} has no closed-form reference posterior (only "
-                f"{', '.join(sorted(_EXACT_POSTERIOR))} do); for the sbibm tasks use "
+                f"{', '.join(_exact_tasks())} do); for the sbibm tasks use "
                 f"sbi_course.tasks.load_sbibm(directory, {self.name!r}, num_observation) to "
                 f"read sbibm's reference samples"
             )
-        _check_count(num_samples, "num_samples", self.name)
-        return self.module.sample_posterior(x_o, num_samples, generator=generator)
+        num_samples = check_count(num_samples, "num_samples", f"task {self.name}")
+        return self.spec.sample_posterior(x_o, num_samples, generator=generator)
 
 
 def get(name: str) -> Task:
@@ -170,15 +161,26 @@ def get(name: str) -> Task:
     """
     if name not in names():
         raise ValueError(f"unknown task {name!r}; valid names are: {', '.join(names())}")
-    module = importlib.import_module(f"sbi_course.simulators.{name}")
+    module = _module(name)
+    spec: SimulatorSpec = module.spec
     return Task(
         name=name,
-        prior=module.prior(),
-        theta_dim=int(module.theta_dim),
-        x_dim=int(module.x_dim),
-        parameter_labels=tuple(module.parameter_labels),
+        prior=spec.prior(),
+        theta_dim=spec.theta_dim,
+        x_dim=spec.x_dim,
+        parameter_labels=spec.parameter_labels,
         module=module,
+        spec=spec,
     )
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"sbi_course.simulators.{name}")
+
+
+def _exact_tasks() -> list[str]:
+    """The tasks whose spec has an exact posterior sampler."""
+    return [name for name in names() if _module(name).spec.has_exact_posterior]
 
 
 class SbibmObservation(NamedTuple):
@@ -232,7 +234,8 @@ def load_sbibm(directory: str | Path, task_name: str, num_observation: int) -> S
         raise FileNotFoundError(
             f"no folder {folder}: expected sbibm's layout <directory>/<task>/num_observation_<n>/"
         )
-    theta_dim, x_dim = _SBIBM_DIMS[task_name]
+    spec: SimulatorSpec = _module(task_name).spec
+    theta_dim, x_dim = spec.theta_dim, spec.x_dim
     x_o = _read_csv(folder / "observation.csv", x_dim)
     true_theta = _read_csv(folder / "true_parameters.csv", theta_dim)
     samples = _read_csv(folder / "reference_posterior_samples.csv.bz2", theta_dim)
@@ -251,8 +254,3 @@ def _read_csv(path: Path, num_columns: int) -> Tensor:
             f"sbibm file {path} should hold rows of {num_columns} values, got shape {values.shape}"
         )
     return torch.from_numpy(values)
-
-
-def _check_count(value: int, name: str, task: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer for task {task}, got {value!r}")

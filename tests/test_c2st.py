@@ -120,3 +120,66 @@ def test_sbibm_mode_speed_up_changes_no_number(generator):
     with pytest.raises(RuntimeError), _quick_relu_backward():
         raise RuntimeError("a failing fit")
     assert _base.DERIVATIVES["relu"] is original  # restored after an error too
+
+
+# --- issue #14, item 1: each used to give a plausible wrong number or a deep error ----------------
+
+
+def test_unequal_sizes_are_balanced_with_a_warning(generator):
+    """10,000 against 1,000 draws of one distribution used to score about 0.91."""
+    X = torch.randn(10_000, 2, generator=generator)
+    Y = torch.randn(1_000, 2, generator=generator)
+    with pytest.warns(UserWarning, match="1000 of the 10000 rows of X"):
+        score = c2st(X, Y)
+    assert 0.44 < score < 0.56
+
+
+def test_shared_rows_warn(generator):
+    A = torch.randn(200, 2, generator=generator)
+    with pytest.warns(UserWarning, match="200 of the 200 rows of Y also occur in X"):
+        c2st(A, A, num_epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_folds": 1}, ValueError, "num_folds for c2st must be an integer of at least 2"),
+        ({"batch_size": 0}, ValueError, "batch_size for c2st must be a positive integer"),
+        ({"seed": None}, ValueError, "seed"),
+        ({"num_epochs": 0}, ValueError, "num_epochs for c2st"),
+        ({"learning_rate": float("nan")}, ValueError, "learning_rate for c2st"),
+        ({"generator": 3}, ValueError, "generator for c2st"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, error, match, generator):
+    X, Y = torch.randn(50, 2, generator=generator), torch.randn(50, 2, generator=generator)
+    with pytest.raises(error, match=match):
+        c2st(X, Y, **kwargs)
+
+
+def test_generator_gives_the_seed(generator):
+    X, Y = torch.randn(100, 2, generator=generator), torch.randn(100, 2, generator=generator) + 1
+    a = c2st(X, Y, generator=torch.Generator().manual_seed(7), num_epochs=2)
+    b = c2st(X, Y, generator=torch.Generator().manual_seed(7), num_epochs=2)
+    assert a == b
+
+
+def test_float64_default_dtype(generator):
+    X, Y = torch.randn(100, 2, generator=generator), torch.randn(100, 2, generator=generator) + 3
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        score = c2st(X.double(), Y.double(), num_epochs=100)
+    finally:
+        torch.set_default_dtype(previous)
+    assert score > 0.9
+
+
+def test_finite_float64_above_float32_range(generator):
+    X = torch.randn(100, 2, generator=generator, dtype=torch.float64) * 1e39
+    Y = torch.randn(100, 2, generator=generator, dtype=torch.float64) * 1e39 + 5e39
+    assert c2st(X, Y, num_epochs=100) > 0.9
+    with pytest.raises(ValueError, match="float32's range|largest value"):
+        c2st(X, Y, z_score=False)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        c2st(X, torch.full((100, 2), float("inf"), dtype=torch.float64))

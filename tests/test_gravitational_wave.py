@@ -117,7 +117,7 @@ def test_matched_filter_snr():
     [
         (torch.tensor([-30.0, 400.0, 0.8, 0.0]), "non-positive chirp_mass"),
         (torch.tensor([30.0, 0.0, 0.8, 0.0]), "non-positive distance"),
-        (torch.tensor([30.0, 400.0, 0.8]), r"shape \(N, 4\)"),
+        (torch.tensor([30.0, 400.0, 0.8]), r"shape \(\*, 4\)"),
         (torch.tensor([30.0, float("inf"), 0.8, 0.0]), "NaN or infinite"),
     ],
 )
@@ -133,7 +133,7 @@ def test_bad_other_input():
         gw.simulate_noise(0)
     with pytest.raises(ValueError, match="generator"):
         gw.simulate(GW150914, generator=1)
-    with pytest.raises(ValueError, match=r"shape \(N, 512\)"):
+    with pytest.raises(ValueError, match=r"shape \(\*, 512\)"):
         gw.matched_filter_snr(torch.zeros(100), GW150914)
     with pytest.raises(ValueError, match="rows"):
         gw.matched_filter_snr(torch.zeros(3, 512), GW150914.expand(2, 4))

@@ -1,10 +1,7 @@
 """Tests of the Hodgkin-Huxley simulator: shapes, seeds, bad input, physiology, and equality
-with the one-neuron-at-a-time loop of ``benchmarks/hodgkin_huxley_speed.py``."""
+with the one-neuron-at-a-time loop of :mod:`sbi_course.simulators._hh_reference`."""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,17 +9,10 @@ import scipy.stats
 import torch
 
 from sbi_course.simulators import hodgkin_huxley as hh
+from sbi_course.simulators._hh_reference import simulate_loop
 
 NUM_STEPS = round(hh.DURATION / hh.DT)
 AMPLITUDES_NA = (0.0, 0.1, 0.3, 0.5, 1.0)
-
-
-def _load_benchmark():
-    path = Path(__file__).parents[1] / "benchmarks" / "hodgkin_huxley_speed.py"
-    spec = importlib.util.spec_from_file_location("hodgkin_huxley_speed", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +73,6 @@ def test_reproducible_and_noise_argument():
 
 def test_batched_equals_loop():
     """Same equations, same noise: the batched simulator and the loop agree to rounding."""
-    benchmark = _load_benchmark()
     generator = torch.Generator().manual_seed(3)
     theta = torch.tensor([[50.0, 5.0], [12.0, 9.0], [70.0, 1.0]], dtype=torch.float64)
     duration = 40.0  # long enough for spikes, short enough for a fast test
@@ -92,11 +81,9 @@ def test_batched_equals_loop():
     batched = hh.voltage_traces(theta, noise=noise, current=current, duration=duration)
     for row in range(3):
         params = dict(hh.FIXED_VALUES, gbar_Na=theta[row, 0].item(), gbar_K=theta[row, 1].item())
-        loop = benchmark.simulate_loop(params, current.numpy(), noise[row].numpy())
+        loop = simulate_loop(params, current.numpy(), noise[row].numpy())
         np.testing.assert_allclose(batched[row].numpy(), loop, rtol=0, atol=1e-7)
-    tutorial = benchmark.simulate_loop(
-        params, current.numpy(), noise[2].numpy(), tutorial_style=True
-    )
+    tutorial = simulate_loop(params, current.numpy(), noise[2].numpy(), tutorial_style=True)
     np.testing.assert_allclose(batched[2].numpy(), tutorial, rtol=0, atol=1e-7)
     assert (batched.max(dim=1).values > 0).all()  # every neuron spiked: a real test
 
@@ -169,6 +156,8 @@ def test_simulate_shapes_and_seed():
     single = hh.simulate(theta[0], torch.Generator().manual_seed(6))
     assert single.shape == (7,)
     assert torch.allclose(single, x[0])  # the first chunk draws the same noise
+    # batch_size bounds memory only: every neuron has its own noise (issue #14, item 9).
+    assert torch.equal(hh.simulate(theta, torch.Generator().manual_seed(6), batch_size=2), x)
 
 
 @pytest.mark.parametrize(
@@ -176,7 +165,7 @@ def test_simulate_shapes_and_seed():
     [
         (torch.tensor([50.0, -1.0]), {}, "non-positive gbar_K"),
         (torch.tensor([[0.0, 5.0]]), {}, "non-positive gbar_Na"),
-        (torch.tensor([50.0, 5.0, 1.0]), {}, r"shape \(N, 2\)"),
+        (torch.tensor([50.0, 5.0, 1.0]), {}, r"shape \(\*, 2\)"),
         (torch.tensor([float("nan"), 5.0]), {}, "NaN"),
         (torch.tensor([50.0]), {"parameters": ("gbar_Ca",)}, "parameters"),
         (torch.tensor([50.0, 5.0]), {"parameters": ("gbar_K", "gbar_K")}, "distinct"),
@@ -195,5 +184,7 @@ def test_bad_input_simulate_and_statistics():
         hh.simulate(torch.tensor([50.0, 5.0]), batch_size=0)
     with pytest.raises(ValueError, match="non-positive tau_max"):
         hh.simulate(torch.tensor([-5.0]), parameters="tau_max")
-    with pytest.raises(ValueError, match=r"shape \(N, T\)"):
+    with pytest.raises(ValueError, match=r"shape \(\*, T\)"):
+        hh.summary_statistics(torch.tensor(1.0))
+    with pytest.raises(ValueError, match="4 samples.*protocol"):
         hh.summary_statistics(torch.zeros(2, 3, 4))

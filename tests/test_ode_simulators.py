@@ -206,7 +206,7 @@ def test_shapes_dtypes_and_seeds(model, generator):
 def test_bad_input_raises_clear_errors(model):
     name, good = _name(model), torch.ones(model.theta_dim) * 0.5
     for function in (model.simulate, model.solve):
-        with pytest.raises(ValueError, match=rf"\(N, {model.theta_dim}\).*{name}"):
+        with pytest.raises(ValueError, match=rf"\(\*, {model.theta_dim}\).*{name}"):
             function(torch.ones(3, model.theta_dim + 1))
         with pytest.raises(ValueError, match=f"{name}.*NaN"):
             function(torch.tensor([[float("nan")] * model.theta_dim]))

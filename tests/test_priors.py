@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Independent, MultivariateNormal, Uniform
@@ -83,3 +84,59 @@ def test_box_uniform_rejects_bad_bounds():
         BoxUniform(torch.ones(2), torch.zeros(2))
     with pytest.raises(ValueError, match="same shape"):
         BoxUniform(torch.zeros(2), torch.ones(3))
+
+
+# --- issue #14, items 7 and 8: bad input used to pass silently ----------------------------------
+
+
+def _priors():
+    return {
+        "BoxUniform": BoxUniform(-torch.ones(2), torch.ones(2)),
+        "GaussianPrior": GaussianPrior(torch.zeros(2), covariance_matrix=torch.eye(2)),
+        "LogNormalPrior": LogNormalPrior(torch.zeros(2), torch.ones(2)),
+    }
+
+
+@pytest.mark.parametrize("name", ["BoxUniform", "GaussianPrior", "LogNormalPrior"])
+def test_log_prob_of_the_wrong_width_is_an_error_not_a_broadcast(name):
+    """BoxUniform.log_prob of (N, 1) under a 2-D prior used to broadcast to a number."""
+    with pytest.raises(ValueError, match=rf"{name}.log_prob.*\(\*, 2\).*\(5, 1\)"):
+        _priors()[name].log_prob(torch.zeros(5, 1))
+
+
+@pytest.mark.parametrize("name", ["BoxUniform", "GaussianPrior", "LogNormalPrior"])
+def test_sample_rejects_bad_counts_and_generators(name):
+    prior = _priors()[name]
+    with pytest.raises(ValueError, match="sample_shape"):
+        prior.sample((-1,))
+    with pytest.raises(ValueError, match="sample_shape"):
+        prior.sample((2.5,))
+    with pytest.raises(ValueError, match="generator"):
+        prior.sample((3,), generator=np.random.default_rng(0))
+    assert prior.sample((np.int64(3),), generator=torch.Generator().manual_seed(0)).shape == (3, 2)
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="high for BoxUniform must be finite"):
+        BoxUniform(torch.zeros(2), torch.tensor([1.0, float("inf")]))
+    with pytest.raises(ValueError, match="sigma for LogNormalPrior must be positive"):
+        LogNormalPrior(torch.zeros(2), torch.tensor([1.0, 0.0]))
+    with pytest.raises(ValueError, match="sigma for LogNormalPrior must be positive"):
+        LogNormalPrior(torch.zeros(2), torch.tensor([1.0, -2.0]))
+    with pytest.raises(ValueError, match="covariance_matrix for GaussianPrior is not valid"):
+        GaussianPrior(torch.zeros(2), covariance_matrix=-torch.eye(2))
+    with pytest.raises(ValueError, match="loc for GaussianPrior must be finite"):
+        GaussianPrior(torch.tensor([0.0, float("nan")]), covariance_matrix=torch.eye(2))
+
+
+def test_sample_prior_checks_its_count():
+    prior = _priors()["BoxUniform"]
+    with pytest.raises(ValueError, match="num_samples for sample_prior"):
+        sample_prior(prior, -3)
+    assert sample_prior(prior, np.int32(4), generator=torch.Generator()).shape == (4, 2)
+
+
+def test_gaussian_prior_expands_and_samples_like_torch():
+    prior = _priors()["GaussianPrior"]
+    expanded = prior.expand((3,))
+    assert expanded.sample((5,), generator=torch.Generator().manual_seed(0)).shape == (5, 3, 2)

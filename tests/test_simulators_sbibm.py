@@ -107,8 +107,13 @@ def test_same_seed_same_data_other_seed_other_data(name):
 def test_bad_input_raises_naming_task_and_shape(name):
     m = module(name)
     d, _ = DIMS[name]
-    for bad in (torch.zeros(d + 1), torch.zeros(3, d + 1), torch.zeros(2, 3, d)):
-        with pytest.raises(ValueError, match=rf"{name}.*\(N, {d}\)|\(N, {d}\).*{name}"):
+    for bad in (
+        torch.zeros(d + 1),
+        torch.zeros(3, d + 1),
+        torch.zeros(2, 3, d + 2),
+        torch.zeros(()),
+    ):
+        with pytest.raises(ValueError, match=rf"{name}.*\(\*, {d}\)|\(\*, {d}\).*{name}"):
             m.simulate(bad)
     theta = torch.zeros(4, d)
     theta[2, 0] = float("nan")

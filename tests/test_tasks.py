@@ -72,7 +72,7 @@ def test_task_attributes_and_simulation(name):
 def test_task_rejects_bad_input(name):
     task = tasks.get(name)
     d = task.theta_dim
-    with pytest.raises(ValueError, match=rf"task {name}.*\(N, {d}\)|\(N, {d}\).*task {name}"):
+    with pytest.raises(ValueError, match=rf"task {name}.*\(\*, {d}\)|\(\*, {d}\).*task {name}"):
         task.simulate(torch.zeros(3, d + 1))
     with pytest.raises(ValueError, match=f"task {name}.*NaN"):
         task.simulate(torch.full((2, d), float("nan")))

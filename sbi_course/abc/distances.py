@@ -35,6 +35,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from sbi_course._validation import flatten_batch, single_observation, unflatten_batch
+
 __all__ = [
     "Distance",
     "euclidean",
@@ -52,19 +54,34 @@ Distance = Callable[[Tensor, Tensor], Tensor]
 _MAD_TO_STD = 1.4826
 
 
+def _norm(x: Tensor, x_o: Tensor, order: float, owner: str) -> Tensor:
+    """``order``-norm of each row of ``x`` (*, L) minus ``x_o`` (L,), after one width check."""
+    x = torch.as_tensor(x)
+    width = x.shape[-1] if x.ndim else 0
+    flat, batch_shape = flatten_batch(x, width, name="x", owner=owner, allow_nan=True)
+    x_o = torch.as_tensor(x_o)
+    if x_o.shape[-1:] != (width,):
+        raise ValueError(
+            f"x and x_o for {owner} must have the same number of summaries L: x has shape "
+            f"{tuple(x.shape)} (L = {width}), x_o has shape {tuple(x_o.shape)}"
+        )
+    x_o = single_observation(x_o, width, owner=owner, dtype=flat.dtype)
+    return unflatten_batch(torch.linalg.vector_norm(flat - x_o, ord=order, dim=-1), batch_shape)
+
+
 def euclidean(x: Tensor, x_o: Tensor) -> Tensor:
     """Euclidean (L2) distance of each row of ``x`` (N, L) to ``x_o`` (L,); returns (N,)."""
-    return torch.linalg.vector_norm(x - x_o, ord=2, dim=-1)
+    return _norm(x, x_o, 2, "euclidean")
 
 
 def manhattan(x: Tensor, x_o: Tensor) -> Tensor:
     """Manhattan (L1) distance of each row of ``x`` (N, L) to ``x_o`` (L,); returns (N,)."""
-    return torch.linalg.vector_norm(x - x_o, ord=1, dim=-1)
+    return _norm(x, x_o, 1, "manhattan")
 
 
 def chebyshev(x: Tensor, x_o: Tensor) -> Tensor:
     """Chebyshev (max) distance of each row of ``x`` (N, L) to ``x_o`` (L,); returns (N,)."""
-    return torch.linalg.vector_norm(x - x_o, ord=float("inf"), dim=-1)
+    return _norm(x, x_o, float("inf"), "chebyshev")
 
 
 def scaled_euclidean(x: Tensor, x_o: Tensor, scale: Tensor) -> Tensor:
@@ -78,6 +95,13 @@ def scaled_euclidean(x: Tensor, x_o: Tensor, scale: Tensor) -> Tensor:
     Returns:
         Distances, shape (N,).
     """
+    scale = torch.as_tensor(scale)
+    width = torch.as_tensor(x).shape[-1]
+    if scale.shape != (width,):
+        raise ValueError(
+            f"scale for scaled_euclidean must have shape ({width},) like a row of x, got "
+            f"{tuple(scale.shape)}"
+        )
     return euclidean(x / scale, x_o / scale)
 
 
@@ -88,9 +112,13 @@ def mad(x: Tensor) -> Tensor:
     value, such as a spike count) falls back to its standard deviation, and then to 1, so
     that the scale can always be divided by.
 
+    Args:
+        x: simulated summaries, shape (N, L); for a single summary pass ``x[:, None]``.
+
     Returns:
         Scales, shape (L,), all positive.
     """
+    x = _two_dimensional(x, "mad")
     x = x[torch.isfinite(x).all(dim=-1)]
     if x.shape[0] == 0:
         raise ValueError("cannot estimate a scale: every simulated summary contains NaN")
@@ -99,7 +127,18 @@ def mad(x: Tensor) -> Tensor:
     return _positive(scale, x)
 
 
+def _two_dimensional(x: Tensor, owner: str) -> Tensor:
+    x = torch.as_tensor(x)
+    if x.ndim != 2:
+        raise ValueError(
+            f"x for {owner} must have shape (N, L): N simulations of L summaries (for one "
+            f"summary use x[:, None]), got {tuple(x.shape)}"
+        )
+    return x if x.is_floating_point() else x.to(torch.get_default_dtype())
+
+
 def _std(x: Tensor) -> Tensor:
+    x = _two_dimensional(x, "std")
     x = x[torch.isfinite(x).all(dim=-1)]
     if x.shape[0] == 0:
         raise ValueError("cannot estimate a scale: every simulated summary contains NaN")

@@ -96,6 +96,13 @@ def regression_adjustment(
         s = torch.as_tensor(x)
         s = s[:, None] if s.ndim == 1 else s
         s_o = check_observation(x_o, owner)
+        for name, value in (("theta", theta), ("x", s)):
+            if value.numel() and not torch.isfinite(value).all():
+                bad = int((~torch.isfinite(value.reshape(value.shape[0], -1))).any(-1).sum())
+                raise ValueError(
+                    f"{name} for {owner} contains NaN or infinite values in {bad} of "
+                    f"{value.shape[0]} rows; drop those rows (and their theta/x) first"
+                )
         if theta.ndim != 2 or s.ndim != 2 or s.shape[0] != theta.shape[0]:
             raise ValueError(
                 f"{owner} needs theta (M, D) and x (M, S) with the same M, got "
@@ -111,6 +118,11 @@ def regression_adjustment(
         prior_weights = torch.full_like(d, 1.0 / d.shape[0])
         h = float(d.max()) if bandwidth is None else bandwidth
         num_simulations, num_failed, method = theta.shape[0], 0, "rejection"
+    if bandwidth is None and not h > 0:
+        raise ValueError(
+            f"{owner}: every accepted summary equals x_o (all distances are {h}), so there is "
+            f"nothing to regress on; the default bandwidth is the largest distance"
+        )
     if not h > 0:
         raise ValueError(f"bandwidth for {owner} must be > 0, got {h}")
 

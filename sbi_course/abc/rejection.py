@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from sbi_course._validation import check_generator
+from sbi_course._validation import check_count, check_generator, check_memory, single_observation
 from sbi_course.abc.distances import Distance, check_distances, get_distance
 from sbi_course.priors import sample_prior
 
@@ -161,8 +161,11 @@ def rejection_abc(
             callable ``(x (N, S), x_o (S,)) -> (N,)``.
         summary: optional summary statistics ``x (N, L) -> (N, S)`` (or (N,)), applied to the
             simulations and to ``x_o``.
-        batch_size: simulations per simulator call, to bound memory. Only the summaries
-            and parameters of all simulations are kept, shape (num_simulations, S + D).
+        batch_size: most simulations per simulator call, to bound memory. It does not change
+            the result (for any ``batch_size`` of at least :data:`SEED_BLOCK`): all parameters
+            are drawn from the prior first, then each block of :data:`SEED_BLOCK` simulations
+            runs with its own generator seeded from ``generator``. Only the summaries and
+            parameters of all simulations are kept, shape (num_simulations, S + D).
         generator: random number generator for the prior and the simulator.
 
     Returns:
@@ -171,6 +174,8 @@ def rejection_abc(
     Raises:
         ValueError: on no or several acceptance criteria, bad values, or an ``x_o`` whose
             shape does not match the simulations.
+        MemoryError: when the parameters and summaries of all simulations would not fit (see
+            :func:`sbi_course._validation.check_memory`); before anything is simulated.
         RuntimeError: when no simulation is accepted or too few succeed.
     """
     owner = "rejection_abc"
@@ -196,14 +201,16 @@ def rejection_abc(
             )
     check_generator(generator, owner)
     x_o = check_observation(x_o, owner)
+    dim = prior.event_shape[0] if len(prior.event_shape) else 1
+    check_memory(
+        2 * num_simulations * (dim + x_o.shape[0]) * 4,
+        what=f"{num_simulations} parameters and summaries (about {dim + x_o.shape[0]} floats each)",
+        owner=owner,
+        argument="num_simulations",
+    )
 
-    thetas, summaries = [], []
-    for start in range(0, num_simulations, batch_size):
-        n = min(batch_size, num_simulations - start)
-        theta = sample_prior(prior, n, generator=generator)
-        thetas.append(theta)
-        summaries.append(simulate_summaries(simulator, theta, summary, x_o, generator))
-    theta, s = torch.cat(thetas), torch.cat(summaries)
+    theta = sample_prior(prior, num_simulations, generator=generator)
+    s = simulate_in_blocks(simulator, theta, summary, x_o, generator, batch_size)
     s_o = summarise_observation(summary, x_o, s, owner)
 
     # Failed simulations (NaN rows) cost budget but can be neither accepted nor rejected.
@@ -254,28 +261,41 @@ def rejection_abc(
 # --- helpers shared with smc.py and regression.py ---------------------------------------
 
 
-def check_count(value: int, name: str, owner: str) -> int:
-    """A positive integer, or a ValueError naming ``name`` and ``owner``."""
-    if isinstance(value, bool) or not float(value).is_integer() or value < 1:
-        raise ValueError(f"{name} for {owner} must be a positive integer, got {value!r}")
-    return int(value)
+#: Simulations that share one generator; each block's generator is seeded from the caller's,
+#: so that ``batch_size`` (a memory bound) does not change seeded results.
+SEED_BLOCK = 1000
+
+
+def simulate_in_blocks(
+    simulator: Simulator,
+    theta: Tensor,
+    summary: Summary | None,
+    x_o: Tensor,
+    generator: torch.Generator | None,
+    batch_size: int,
+) -> Tensor:
+    """Summaries (N, S) of ``theta`` (N, D), simulated block by block.
+
+    One seed per block of :data:`SEED_BLOCK` rows is drawn from ``generator`` up front; block
+    ``b`` is simulated with a fresh generator seeded with seed ``b``, in calls of at most
+    ``batch_size`` rows. The numbers therefore do not depend on ``batch_size`` as long as it is
+    at least :data:`SEED_BLOCK` (a smaller one splits a block into several calls that share its
+    generator, which most simulators, but not all, turn into the same draws).
+    """
+    num_blocks = math.ceil(theta.shape[0] / SEED_BLOCK)
+    seeds = torch.randint(0, 2**62, (num_blocks,), generator=generator).tolist()
+    chunks = []
+    for block, seed in zip(theta.split(SEED_BLOCK), seeds, strict=True):
+        block_generator = torch.Generator().manual_seed(seed)
+        for part in block.split(batch_size):
+            chunks.append(simulate_summaries(simulator, part, summary, x_o, block_generator))
+    return torch.cat(chunks)
 
 
 def check_observation(x_o: Tensor, owner: str) -> Tensor:
     """The observation as a float tensor of shape (L,), or a ValueError."""
     x_o = torch.as_tensor(x_o)
-    if not x_o.is_floating_point():
-        x_o = x_o.to(torch.get_default_dtype())
-    if x_o.ndim == 2 and x_o.shape[0] == 1:
-        x_o = x_o[0]
-    if x_o.ndim != 1:
-        raise ValueError(
-            f"x_o for {owner} must be one observation of shape (L,) or (1, L), "
-            f"got {tuple(x_o.shape)}"
-        )
-    if not torch.isfinite(x_o).all():
-        raise ValueError(f"x_o for {owner} contains NaN or infinite values")
-    return x_o
+    return single_observation(x_o, x_o.shape[-1] if x_o.ndim else 1, owner=owner)
 
 
 def summarise_observation(summary: Summary | None, x_o: Tensor, s: Tensor, owner: str) -> Tensor:

@@ -53,15 +53,14 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from sbi_course._validation import check_generator
+from sbi_course._validation import check_count, check_generator
 from sbi_course.abc.distances import Distance, check_distances, get_distance
 from sbi_course.abc.rejection import (
     ABCResult,
     Simulator,
     Summary,
-    check_count,
     check_observation,
-    simulate_summaries,
+    simulate_in_blocks,
     summarise_observation,
     weighted_covariance,
 )
@@ -133,7 +132,9 @@ def smc_abc(
         kernel_scale: the perturbation covariance is ``kernel_scale`` times the weighted
             population covariance (2 in Beaumont et al., 2009).
         max_rounds: stop after this many rounds (round 0 included), even with budget left.
-        batch_size: most simulations per simulator call.
+        batch_size: most simulations per simulator call, a memory bound that does not change
+            the result for any ``batch_size`` of at least 1,000 (see
+            :func:`~sbi_course.abc.rejection.simulate_in_blocks`).
         generator: random number generator for every draw.
 
     Returns:
@@ -143,6 +144,134 @@ def smc_abc(
         ValueError: on bad arguments, a budget too small for round 0, or a wrong ``x_o``.
         RuntimeError: when all round-0 simulations fail.
     """
+    owner = "smc_abc"
+    num_simulations, population_size, batch_size, max_rounds, num_initial = _check_settings(
+        num_simulations,
+        population_size,
+        batch_size,
+        quantile,
+        ess_threshold,
+        kernel_scale,
+        max_rounds,
+    )
+    check_generator(generator, owner)
+    x_o = check_observation(x_o, owner)
+
+    def simulate(theta: Tensor) -> Tensor:
+        return simulate_in_blocks(simulator, theta, summary, x_o, generator, batch_size)
+
+    # Round 0: rejection ABC from the prior, keeping the closest population_size.
+    theta = sample_prior(prior, num_initial, generator=generator)
+    s = simulate(theta)
+    ok = torch.isfinite(s).all(dim=-1)
+    run = _Run(spent=num_initial, num_failed=int((~ok).sum()))
+    if not ok.any():
+        raise RuntimeError(f"all {num_initial} round-0 simulations of {owner} failed (NaN)")
+    distance_fn = get_distance(distance, s[ok])
+    s_o = summarise_observation(summary, x_o, s, owner)
+
+    def distances(s: Tensor) -> Tensor:
+        d = check_distances(distance_fn(s, s_o), s.shape[0], "for " + owner)
+        return torch.where(torch.isfinite(d), d, torch.full_like(d, math.inf))
+
+    d = distances(s)
+    keep = torch.argsort(d, stable=True)[: min(population_size, int(ok.sum()))]
+    theta, s, d = theta[keep], s[keep], d[keep]
+    weights = torch.full((theta.shape[0],), 1.0 / theta.shape[0], dtype=torch.float64)
+    history = {
+        "epsilons": [float(d.max())],
+        "ess_history": [_ess(weights)],
+        "simulations_per_round": [num_initial],
+        "acceptance_rates": [theta.shape[0] / num_initial],
+        "populations": [(theta, weights.to(theta.dtype))],
+    }
+    last_round_complete = True
+    scale_tril = None  # Cholesky factor of the last perturbation kernel, float64
+    discarded = 0  # simulations of a last round too incomplete to use
+
+    while run.spent < num_simulations and (
+        max_rounds is None or len(history["epsilons"]) < max_rounds
+    ):
+        if _ess(weights) < ess_threshold * population_size:
+            index = torch.multinomial(
+                weights, theta.shape[0], replacement=True, generator=generator
+            )
+            theta, s, d = theta[index], s[index], d[index]
+            weights = torch.full_like(weights, 1.0 / theta.shape[0])
+        epsilon = _weighted_quantile(d, weights, quantile)
+        scale_tril = _cholesky(kernel_scale * weighted_covariance(theta.double(), weights))
+        kept, simulated = _propose_and_accept(
+            prior,
+            theta,
+            weights,
+            scale_tril,
+            epsilon,
+            population_size,
+            num_simulations,
+            quantile,
+            simulate,
+            distances,
+            run,
+            generator,
+            owner,
+        )
+        num_accepted = kept[0].shape[0]
+        if num_accepted < population_size:
+            last_round_complete = False
+            if num_accepted < _MIN_FINAL_FRACTION * population_size:
+                discarded = simulated
+                break  # too few to replace the last complete population
+        # The first population_size accepted, in proposal order, are an unbiased choice.
+        new_theta, s, d = (part[:population_size] for part in kept)
+        weights = _importance_weights(prior, new_theta, theta, weights, scale_tril)
+        theta = new_theta
+        history["epsilons"].append(epsilon)
+        history["ess_history"].append(_ess(weights))
+        history["simulations_per_round"].append(simulated)
+        history["acceptance_rates"].append(num_accepted / max(simulated, 1))
+        history["populations"].append((theta, weights.to(theta.dtype)))
+        if not last_round_complete:
+            break
+
+    return SMCABCResult(
+        samples=theta,
+        weights=weights.to(theta.dtype),
+        num_simulations=run.spent,
+        distances=d,
+        epsilon=history["epsilons"][-1],
+        num_failed=run.num_failed,
+        x=s,
+        x_o=s_o,
+        method="smc",
+        info={
+            "num_outside_support": run.num_outside,
+            "last_round_complete": last_round_complete,
+            "num_simulations_discarded": discarded,
+            "kernel_scale_tril": scale_tril,
+        },
+        **history,
+    )
+
+
+@dataclass
+class _Run:
+    """What a run has spent so far: simulations, failed ones, proposals outside the prior."""
+
+    spent: int
+    num_failed: int
+    num_outside: int = 0
+
+
+def _check_settings(
+    num_simulations: int,
+    population_size: int,
+    batch_size: int,
+    quantile: float,
+    ess_threshold: float,
+    kernel_scale: float,
+    max_rounds: int | None,
+) -> tuple[int, int, int, int | None, int]:
+    """Validate :func:`smc_abc`'s settings; return the counts and round 0's simulations."""
     owner = "smc_abc"
     num_simulations = check_count(num_simulations, "num_simulations", owner)
     population_size = check_count(population_size, "population_size", owner)
@@ -161,126 +290,68 @@ def smc_abc(
             f"num_simulations={num_simulations} is too small for {owner}: round 0 alone "
             f"simulates population_size / quantile = {num_initial}"
         )
-    check_generator(generator, owner)
-    x_o = check_observation(x_o, owner)
+    return num_simulations, population_size, batch_size, max_rounds, num_initial
 
-    def simulate(theta: Tensor) -> Tensor:
-        chunks = [
-            simulate_summaries(simulator, part, summary, x_o, generator)
-            for part in theta.split(batch_size)
-        ]
-        return torch.cat(chunks)
 
-    # Round 0: rejection ABC from the prior, keeping the closest population_size.
-    theta = sample_prior(prior, num_initial, generator=generator)
-    s = simulate(theta)
-    ok = torch.isfinite(s).all(dim=-1)
-    num_failed = int((~ok).sum())
-    if not ok.any():
-        raise RuntimeError(f"all {num_initial} round-0 simulations of {owner} failed (NaN)")
-    distance_fn = get_distance(distance, s[ok])
-    s_o = summarise_observation(summary, x_o, s, owner)
+def _propose_and_accept(
+    prior: Distribution,
+    theta: Tensor,
+    weights: Tensor,
+    scale_tril: Tensor,
+    epsilon: float,
+    population_size: int,
+    num_simulations: int,
+    quantile: float,
+    simulate,
+    distances,
+    run: _Run,
+    generator: torch.Generator | None,
+    owner: str,
+) -> tuple[tuple[Tensor, Tensor, Tensor], int]:
+    """One SMC round: perturb particles, simulate and accept until the population is full.
 
-    def distances(s: Tensor) -> Tensor:
-        d = check_distances(distance_fn(s, s_o), s.shape[0], "for " + owner)
-        return torch.where(torch.isfinite(d), d, torch.full_like(d, math.inf))
+    Proposal batches are sized from the acceptance rate so far, so as to overshoot little,
+    and never exceed the budget left. Updates ``run`` in place.
 
-    d = distances(s)
-    keep = torch.argsort(d, stable=True)[: min(population_size, int(ok.sum()))]
-    theta, s, d = theta[keep], s[keep], d[keep]
-    weights = torch.full((theta.shape[0],), 1.0 / theta.shape[0], dtype=torch.float64)
-    spent = num_initial
-    history = {
-        "epsilons": [float(d.max())],
-        "ess_history": [_ess(weights)],
-        "simulations_per_round": [num_initial],
-        "acceptance_rates": [theta.shape[0] / num_initial],
-        "populations": [(theta, weights.to(theta.dtype))],
-    }
-    num_outside, last_round_complete = 0, True
-    scale_tril = None  # Cholesky factor of the last perturbation kernel, float64
-    discarded = 0  # simulations of a last round too incomplete to use
-
-    while spent < num_simulations and (max_rounds is None or len(history["epsilons"]) < max_rounds):
-        if _ess(weights) < ess_threshold * population_size:
-            index = torch.multinomial(
-                weights, theta.shape[0], replacement=True, generator=generator
-            )
-            theta, s, d = theta[index], s[index], d[index]
-            weights = torch.full_like(weights, 1.0 / theta.shape[0])
-        epsilon = _weighted_quantile(d, weights, quantile)
-        scale_tril = _cholesky(kernel_scale * weighted_covariance(theta.double(), weights))
-
-        # Propose, simulate and accept in batches until the population is full.
-        kept_theta: list[Tensor] = []
-        kept_s: list[Tensor] = []
-        kept_d: list[Tensor] = []
-        num_accepted = simulated = empty_batches = 0
-        while num_accepted < population_size and spent < num_simulations:
-            # Size the batch from the acceptance rate so far, to overshoot little.
-            rate = (num_accepted + 1) / (simulated + 2) if simulated else quantile
-            need = math.ceil(1.2 * (population_size - num_accepted) / rate)
-            n = min(need, batch_size, num_simulations - spent)
-            index = torch.multinomial(weights, n, replacement=True, generator=generator)
-            noise = torch.randn(n, theta.shape[1], generator=generator, dtype=torch.float64)
-            proposal = (theta[index].double() + noise @ scale_tril.T).to(theta.dtype)
-            inside = in_support(prior, proposal)
-            num_outside += int((~inside).sum())
-            proposal = proposal[inside]
-            if proposal.shape[0] == 0:
-                empty_batches += 1
-                if empty_batches >= _MAX_EMPTY_BATCHES:
-                    raise RuntimeError(f"{owner}: every perturbation falls outside the prior")
-                continue
-            empty_batches = 0
-            s_new = simulate(proposal)
-            spent += proposal.shape[0]
-            simulated += proposal.shape[0]
-            num_failed += int((~torch.isfinite(s_new).all(dim=-1)).sum())
-            d_new = distances(s_new)
-            hit = d_new <= epsilon
-            kept_theta.append(proposal[hit])
-            kept_s.append(s_new[hit])
-            kept_d.append(d_new[hit])
-            num_accepted += int(hit.sum())
-
-        if num_accepted < population_size:
-            last_round_complete = False
-            if num_accepted < _MIN_FINAL_FRACTION * population_size:
-                discarded = simulated
-                break  # too few to replace the last complete population
-        # The first population_size accepted, in proposal order, are an unbiased choice.
-        new_theta = torch.cat(kept_theta)[:population_size]
-        weights = _importance_weights(prior, new_theta, theta, weights, scale_tril)
-        theta = new_theta
-        s = torch.cat(kept_s)[:population_size]
-        d = torch.cat(kept_d)[:population_size]
-        history["epsilons"].append(epsilon)
-        history["ess_history"].append(_ess(weights))
-        history["simulations_per_round"].append(simulated)
-        history["acceptance_rates"].append(num_accepted / max(simulated, 1))
-        history["populations"].append((theta, weights.to(theta.dtype)))
-        if not last_round_complete:
-            break
-
-    return SMCABCResult(
-        samples=theta,
-        weights=weights.to(theta.dtype),
-        num_simulations=spent,
-        distances=d,
-        epsilon=history["epsilons"][-1],
-        num_failed=num_failed,
-        x=s,
-        x_o=s_o,
-        method="smc",
-        info={
-            "num_outside_support": num_outside,
-            "last_round_complete": last_round_complete,
-            "num_simulations_discarded": discarded,
-            "kernel_scale_tril": scale_tril,
-        },
-        **history,
-    )
+    Returns:
+        ``((theta, s, d), simulated)``: the accepted particles in proposal order (possibly
+        more than ``population_size``, or fewer when the budget ran out) and the simulations
+        this round spent.
+    """
+    kept_theta: list[Tensor] = []
+    kept_s: list[Tensor] = []
+    kept_d: list[Tensor] = []
+    num_accepted = simulated = empty_batches = 0
+    while num_accepted < population_size and run.spent < num_simulations:
+        rate = (num_accepted + 1) / (simulated + 2) if simulated else quantile
+        need = math.ceil(1.2 * (population_size - num_accepted) / rate)
+        n = min(need, num_simulations - run.spent)
+        index = torch.multinomial(weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, theta.shape[1], generator=generator, dtype=torch.float64)
+        proposal = (theta[index].double() + noise @ scale_tril.T).to(theta.dtype)
+        inside = in_support(prior, proposal)
+        run.num_outside += int((~inside).sum())
+        proposal = proposal[inside]
+        if proposal.shape[0] == 0:
+            empty_batches += 1
+            if empty_batches >= _MAX_EMPTY_BATCHES:
+                raise RuntimeError(f"{owner}: every perturbation falls outside the prior")
+            continue
+        empty_batches = 0
+        s_new = simulate(proposal)
+        run.spent += proposal.shape[0]
+        simulated += proposal.shape[0]
+        run.num_failed += int((~torch.isfinite(s_new).all(dim=-1)).sum())
+        d_new = distances(s_new)
+        hit = d_new <= epsilon
+        kept_theta.append(proposal[hit])
+        kept_s.append(s_new[hit])
+        kept_d.append(d_new[hit])
+        num_accepted += int(hit.sum())
+    if not kept_theta:
+        empty = theta[:0]
+        return (empty, empty.new_zeros(0, 0), empty.new_zeros(0)), simulated
+    return (torch.cat(kept_theta), torch.cat(kept_s), torch.cat(kept_d)), simulated
 
 
 def _ess(weights: Tensor) -> float:

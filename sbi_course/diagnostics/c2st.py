@@ -17,8 +17,9 @@ Two modes:
   standard deviation of ``X``; scikit-learn's ``MLPClassifier`` (ReLU, two hidden layers of
   ``10 * dim`` units, Adam, up to 10,000 epochs, ``random_state=seed``); 5-fold shuffled
   ``KFold`` with ``random_state=seed``; the mean held-out accuracy. Use it to compare with the
-  paper's numbers. (One step of scikit-learn's back-propagation is swapped for a quicker one
-  that gives bit-identical results; see :func:`_quick_relu_backward`.)
+  paper's numbers. (With ``quick_sklearn=True`` one step of scikit-learn's back-propagation is
+  swapped, through a private table of scikit-learn, for a quicker one that gives bit-identical
+  results; see :func:`_quick_relu_backward`. It is off by default.)
 * ``"fast"`` (default): the same z-scoring, network and 5 folds, but the 5 networks train
   *together* as one batched ensemble in torch (one matrix product per layer serves all folds)
   for a fixed budget (30 epochs, at least 500 steps) with a one-cycle learning-rate
@@ -30,6 +31,22 @@ hundreds of epochs, overfits, and reads *lower* than a well-trained classifier (
 0.07 in our measurements, for example 0.54 instead of 0.59 for two 10-D Gaussians whose best
 possible accuracy is 0.60). ``"fast"`` is then the stronger, more honest test; use
 ``"sbibm"`` only to compare with numbers from the sbibm paper.
+
+Sizes, seeds and duplicates:
+
+* The classes must be balanced for 0.5 to mean "indistinguishable": with 10,000 reference and
+  1,000 posterior samples a classifier that always answers "reference" already scores 0.91.
+  When ``X`` and ``Y`` differ in size, the larger one is subsampled (without replacement, with
+  ``generator`` or ``seed``) to the size of the smaller, and a warning says so.
+* The result is deterministic: ``seed`` (default 1, as in sbibm) fixes the folds, the network
+  initialisation and the subsampling; pass ``generator=`` to draw the seed from your own
+  generator instead.
+* Rows that occur in both ``X`` and ``Y`` (for example ``c2st(A, A)``) cannot be classified:
+  the same point carries both labels, and cross-validation puts one copy in the training fold
+  and the other in the held-out fold, where the classifier, which memorised the training copy's
+  label, is wrong. Identical samples therefore score far *below* 0.5 (about 0.2), not 0.5;
+  compare independent samples instead. A warning is given when more than 1% of the rows of
+  ``Y`` also occur in ``X``.
 
 Example:
     >>> import torch
@@ -49,13 +66,15 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from sbi_course._validation import as_batch
+from sbi_course._validation import as_batch, check_count, check_generator
 
 __all__ = ["c2st"]
 
@@ -104,7 +123,7 @@ def _quick_relu_backward():
 
 
 def _c2st_sbibm(
-    data: np.ndarray, target: np.ndarray, seed: int, num_folds: int, quick: bool = True
+    data: np.ndarray, target: np.ndarray, seed: int, num_folds: int, quick: bool = False
 ) -> float:
     from sklearn.model_selection import KFold, cross_val_score
     from sklearn.neural_network import MLPClassifier
@@ -124,10 +143,14 @@ def _c2st_sbibm(
 
 
 def _init_layer(num_nets: int, fan_in: int, fan_out: int, generator: torch.Generator):
-    """Weights like ``nn.Linear``'s default: uniform in +-1/sqrt(fan_in), for every net."""
+    """Weights like ``nn.Linear``'s default: uniform in +-1/sqrt(fan_in), for every net.
+
+    Always float32, like the data, whatever ``torch.get_default_dtype()`` is.
+    """
     bound = 1.0 / math.sqrt(fan_in)
-    weight = (2 * torch.rand(num_nets, fan_in, fan_out, generator=generator) - 1) * bound
-    bias = (2 * torch.rand(num_nets, 1, fan_out, generator=generator) - 1) * bound
+    shape_w, shape_b = (num_nets, fan_in, fan_out), (num_nets, 1, fan_out)
+    weight = (2 * torch.rand(shape_w, generator=generator, dtype=torch.float32) - 1) * bound
+    bias = (2 * torch.rand(shape_b, generator=generator, dtype=torch.float32) - 1) * bound
     return weight.requires_grad_(), bias.requires_grad_()
 
 
@@ -214,12 +237,14 @@ def c2st(
     Y: Tensor,
     *,
     mode: str = "fast",
-    seed: int = 1,
+    seed: int | None = 1,
+    generator: torch.Generator | None = None,
     num_folds: int = 5,
     z_score: bool = True,
     num_epochs: int | None = None,
     batch_size: int = 512,
     learning_rate: float = 1e-2,
+    quick_sklearn: bool = False,
 ) -> float:
     r"""Classifier two-sample test accuracy between samples ``X`` and ``Y``.
 
@@ -229,13 +254,18 @@ def c2st(
         Y: second sample (for example an estimator's samples), shape (M, D).
         mode: ``"fast"`` (batched torch ensemble, the default) or ``"sbibm"`` (scikit-learn,
             exactly as the sbibm benchmark).
-        seed: seed of the classifier initialisation and the folds.
-        num_folds: number of cross-validation folds.
+        seed: seed of the classifier initialisation, the folds and the subsampling of the
+            larger sample; the default 1 is sbibm's. Ignored when ``generator`` is given.
+        generator: draw the seed from this generator instead (keyword only).
+        num_folds: number of cross-validation folds, at least 2.
         z_score: standardise both samples with the mean and std of ``X`` first.
         num_epochs: training epochs in ``"fast"`` mode (default: 30, or more for small samples
             so that each network takes at least 500 gradient steps).
         batch_size: mini-batch size in ``"fast"`` mode.
-        learning_rate: peak Adam learning rate in ``"fast"`` mode.
+        learning_rate: peak Adam learning rate in ``"fast"`` mode, positive and finite.
+        quick_sklearn: in ``"sbibm"`` mode, swap scikit-learn's ReLU backward step for a quicker
+            one with bit-identical results (it patches a private scikit-learn table while the
+            test runs; off by default).
 
     Returns:
         The mean held-out accuracy, a float in [0, 1]: about 0.5 when the samples come from
@@ -243,21 +273,128 @@ def c2st(
         separable. Values below 0.5 are chance fluctuations.
 
     Raises:
-        ValueError: on an unknown mode, mismatched dimensions, or non-finite samples.
+        ValueError: on an unknown mode, mismatched dimensions, non-finite samples, or a bad
+            setting (``num_folds < 2``, ``batch_size < 1``, ``num_epochs < 1``, a learning rate
+            that is not a positive finite number, no seed).
+
+    Warns:
+        UserWarning: when the larger sample is subsampled, or many rows occur in both.
     """
-    if mode not in ("fast", "sbibm"):
-        raise ValueError(f"c2st mode must be 'fast' or 'sbibm', got {mode!r}")
-    # One-dimensional inputs are N scalar samples, not one sample of dimension N.
-    X, Y = (v.reshape(-1, 1) if v.ndim == 1 else v for v in map(torch.as_tensor, (X, Y)))
-    # float32 throughout, as sbibm computes with its float32 samples.
-    X, _ = as_batch(X, X.shape[-1], name="X", owner="c2st", dtype=torch.float32)
-    Y, _ = as_batch(Y, X.shape[1], name="Y", owner="c2st", dtype=torch.float32)
+    seed = _check_settings(mode, seed, generator, num_folds, num_epochs, batch_size, learning_rate)
+    X, Y = _as_samples(X, Y, z_score)
     if min(X.shape[0], Y.shape[0]) < num_folds:
-        raise ValueError(f"c2st needs at least num_folds={num_folds} samples in X and in Y")
+        raise ValueError(
+            f"c2st needs at least num_folds={num_folds} samples in X and in Y, got "
+            f"{X.shape[0]} and {Y.shape[0]}"
+        )
+    X, Y = _balance(X, Y, seed)
+    _warn_shared_rows(X, Y)
     if z_score:
         X, Y = _z_score(X, Y)
+    X, Y = _to_float32(X, Y)
     data = torch.cat([X, Y])
     target = torch.cat([torch.zeros(X.shape[0]), torch.ones(Y.shape[0])])
     if mode == "sbibm":
-        return _c2st_sbibm(data.numpy(), target.numpy(), seed, num_folds)
+        return _c2st_sbibm(data.numpy(), target.numpy(), seed, num_folds, quick=quick_sklearn)
     return _c2st_fast(data, target, seed, num_folds, num_epochs, batch_size, learning_rate)
+
+
+def _check_settings(
+    mode: str,
+    seed: int | None,
+    generator: torch.Generator | None,
+    num_folds: int,
+    num_epochs: int | None,
+    batch_size: int,
+    learning_rate: float,
+) -> int:
+    """Validate the settings of :func:`c2st` and return the seed to use."""
+    if mode not in ("fast", "sbibm"):
+        raise ValueError(f"c2st mode must be 'fast' or 'sbibm', got {mode!r}")
+    check_generator(generator, "c2st")
+    if generator is not None:
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
+    elif seed is None:
+        raise ValueError(
+            "c2st needs a seed (an int, default 1) or a generator=torch.Generator(); got "
+            "seed=None: the result would not be reproducible"
+        )
+    seed = check_count(seed, "seed", "c2st", minimum=0)
+    check_count(num_folds, "num_folds", "c2st", minimum=2)
+    check_count(batch_size, "batch_size", "c2st")
+    if num_epochs is not None:
+        check_count(num_epochs, "num_epochs", "c2st")
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, numbers.Real)
+        or not math.isfinite(learning_rate)
+        or learning_rate <= 0
+    ):
+        raise ValueError(
+            f"learning_rate for c2st must be a positive finite number, got {learning_rate!r}"
+        )
+    return seed
+
+
+def _as_samples(X, Y, z_score: bool) -> tuple[Tensor, Tensor]:
+    """Both samples as (N, D) float tensors, checked for finiteness in their own precision."""
+    # One-dimensional inputs are N scalar samples, not one sample of dimension N.
+    X, Y = (v.reshape(-1, 1) if v.ndim == 1 else v for v in map(torch.as_tensor, (X, Y)))
+    X, _ = as_batch(X, X.shape[-1] if X.ndim else 1, name="X", owner="c2st")
+    Y, _ = as_batch(Y, X.shape[1], name="Y", owner="c2st")
+    if X.dtype == torch.float32 and Y.dtype == torch.float32:
+        return X, Y
+    limit = torch.finfo(torch.float32).max
+    if X.abs().max() <= limit and Y.abs().max() <= limit:
+        # float32 throughout, as sbibm computes with its float32 samples.
+        return X.to(torch.float32), Y.to(torch.float32)
+    if not z_score:
+        raise ValueError(
+            f"c2st computes in float32, whose largest value is {limit:.3g}; X or Y has larger "
+            f"entries: rescale them, or keep z_score=True"
+        )
+    # Standardise in float64 first; the z-scores then fit in float32.
+    return X.to(torch.float64), Y.to(torch.float64)
+
+
+def _to_float32(X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+    X, Y = X.to(torch.float32), Y.to(torch.float32)
+    if not (torch.isfinite(X).all() and torch.isfinite(Y).all()):
+        raise ValueError(
+            "c2st: after z-scoring with X's mean and std, some entries of Y exceed float32's "
+            "range: Y lies astronomically far from X, and the accuracy would be 1.0"
+        )
+    return X, Y
+
+
+def _balance(X: Tensor, Y: Tensor, seed: int) -> tuple[Tensor, Tensor]:
+    """Subsample the larger sample to the size of the smaller, with a warning."""
+    n, m = X.shape[0], Y.shape[0]
+    if n == m:
+        return X, Y
+    name, big, small = ("X", X, m) if n > m else ("Y", Y, n)
+    warnings.warn(
+        f"c2st: X has {n} and Y {m} rows; with unequal classes a classifier scores above 0.5 "
+        f"by guessing the larger one, so {small} of the {big.shape[0]} rows of {name} are used "
+        f"(drawn without replacement). Pass samples of equal size to silence this.",
+        UserWarning,
+        stacklevel=3,
+    )
+    keep = torch.randperm(big.shape[0], generator=torch.Generator().manual_seed(seed))[:small]
+    big = big[keep]
+    return (big, Y) if n > m else (X, big)
+
+
+def _warn_shared_rows(X: Tensor, Y: Tensor) -> None:
+    """Warn when many rows of ``Y`` also occur in ``X`` (see the module docstring)."""
+    _, ids = torch.unique(torch.cat([X, Y]), dim=0, return_inverse=True)
+    shared = torch.isin(ids[X.shape[0] :], ids[: X.shape[0]])
+    count = int(shared.sum())
+    if count > 0.01 * Y.shape[0]:
+        warnings.warn(
+            f"c2st: {count} of the {Y.shape[0]} rows of Y also occur in X; a row with both "
+            f"labels is misclassified in cross-validation, so the accuracy reads below 0.5 "
+            f"(about 0.2 for c2st(A, A)). Compare independent samples.",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -1,8 +1,11 @@
-"""Batched, seeded simulators: parameters ``theta`` (N, D) -> data ``x`` (N, L).
+"""Batched, seeded simulators: parameters ``theta`` (*, D) -> data ``x`` (*, L).
 
 Each module defines ``simulate(theta, generator=None)``, ``prior()`` and the constants
-``theta_dim``, ``x_dim`` and ``parameter_labels``; model-specific helpers (traces, summary
-statistics) live beside them. See :mod:`sbi_course.tasks` for the task registry.
+``theta_dim``, ``x_dim`` and ``parameter_labels``, and declares them once more as a single
+:class:`~sbi_course.simulators._spec.SimulatorSpec` named ``spec`` (with the exact
+log-likelihood and posterior sampler where they exist), which :mod:`sbi_course.tasks` reads.
+Model-specific helpers (traces, summary statistics) live beside them. Extra leading batch
+dimensions of ``theta`` are kept in ``x``.
 
 Example:
     >>> import torch

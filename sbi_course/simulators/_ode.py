@@ -141,6 +141,91 @@ def _initial_step(rhs: RHS, t0, y0, f0, params, rtol, atol, span) -> Tensor:
     return torch.nan_to_num(h, nan=1e-6)
 
 
+def _stages(
+    rhs: RHS,
+    t: Tensor,
+    y: Tensor,
+    f: Tensor,
+    h_step: Tensor,
+    t_new: Tensor,
+    params: Tensor,
+    hk: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One Dormand-Prince step: fill ``hk`` (7, n, D) with the stages times the step size.
+
+    The six stages, then the new point; stage 7 is ``f(t + h, y_new)`` and becomes the first
+    stage of the next step ("first same as last").
+
+    Returns:
+        ``(y_new, f_new, y_6)``: the 5th-order solution, its derivative and the last stage's
+        point (which the stiffness test needs).
+    """
+    hc = h_step[:, None]
+    hk_flat = hk.view(7, -1)  # (7, n * D): stage combinations become one matrix-vector product
+    y_flat = y.view(-1)
+    torch.mul(f, hc, out=hk[0])
+    for i in range(1, 6):
+        y_i = torch.addmv(y_flat, hk_flat[:i].T, _A_T[i]).view_as(y)
+        torch.mul(rhs(torch.add(t, h_step, alpha=_C_F[i]), y_i, params), hc, out=hk[i])
+    y_new = torch.addmv(y_flat, hk_flat[:6].T, _B5_T).view_as(y)
+    f_new = rhs(t_new, y_new, params)
+    torch.mul(f_new, hc, out=hk[6])
+    return y_new, f_new, y_i
+
+
+def _dense_output(
+    accept: Tensor,
+    t: Tensor,
+    t_new: Tensor,
+    h_step: Tensor,
+    y: Tensor,
+    hk: Tensor,
+    rows: Tensor,
+    next_save: Tensor,
+    times_ext: Tensor,
+    out_flat: Tensor,
+) -> None:
+    """Write the solution at every save time an accepted step passes; advance ``next_save``.
+
+    All rows are evaluated together; rows without a save time in this step write to the spare
+    last row of ``out_flat`` (of shape (N * T + 1, D)).
+    """
+    num_times = times_ext.shape[0] - 1
+    spare = out_flat.shape[0] - 1
+    while True:
+        hit = accept & (times_ext[next_save] <= t_new)
+        if not bool(hit.any()):
+            break
+        s = torch.nan_to_num((times_ext[next_save] - t) / h_step).clamp_(0.0, 1.0)
+        powers = torch.cumprod(s[:, None].expand(-1, 4), dim=1)  # s, s^2, s^3, s^4
+        weights = (powers @ _P_T.T).T[:, :, None]  # (7, n, 1)
+        y_save = y + (weights * hk).sum(dim=0)
+        target = torch.where(hit, rows * num_times + next_save, spare)
+        out_flat.index_copy_(0, target, y_save)
+        next_save += hit
+
+
+def _stiffness(
+    hk: Tensor,
+    y_new: Tensor,
+    y_6: Tensor,
+    accept: Tensor,
+    stiff_count: Tensor,
+    calm_count: Tensor,
+) -> tuple[Tensor, Tensor]:
+    r"""Hairer's stiffness test; returns the updated ``(stiff_count, calm_count)``.
+
+    :math:`|h\lambda| \approx |h k_7 - h k_6| / |y_{new} - y_6|` estimates the step against the
+    fastest local time scale; above 3.25 the step sits at the edge of the method's stability
+    region instead of being set by the accuracy. Six calm steps in a row reset the count.
+    """
+    h_lambda_sq = (hk[6] - hk[5]).square().sum(-1) / (y_new - y_6).square().sum(-1)
+    looks_stiff = h_lambda_sq > 3.25**2
+    calm_count = torch.where(accept, (calm_count + 1) * ~looks_stiff, calm_count)
+    stiff_count = torch.where(accept & looks_stiff, stiff_count + 1, stiff_count)
+    return stiff_count * (calm_count < 6), calm_count
+
+
 def solve_batch(
     rhs: RHS,
     y0: Tensor,
@@ -189,7 +274,6 @@ def solve_batch(
     out_flat = torch.full((n * num_times + 1, y0.shape[1]), float("nan"), dtype=dtype)
     out = out_flat[:-1].view(n, num_times, -1)
     out[:, 0] = y0
-    spare = n * num_times
     success = torch.zeros(n, dtype=torch.bool)
     num_steps = torch.zeros(n, dtype=torch.long)
     if num_times == 1:
@@ -244,20 +328,9 @@ def solve_batch(
         remaining = t_end - t
         last = active & (h >= remaining)
         h_step = torch.minimum(h, remaining)
-        hc = h_step[:, None]
-        hk_flat = hk.view(7, -1)  # (7, n * D): stage combinations become one matrix-vector product
-        y_flat = y.view(-1)
-
-        # The six stages, then the new point; stage 6 is f(t + h, y_new) and becomes the
-        # first stage of the next step ("first same as last").
-        torch.mul(f, hc, out=hk[0])
-        for i in range(1, 6):
-            y_i = torch.addmv(y_flat, hk_flat[:i].T, _A_T[i]).view_as(y)
-            torch.mul(rhs(torch.add(t, h_step, alpha=_C_F[i]), y_i, params), hc, out=hk[i])
-        y_new = torch.addmv(y_flat, hk_flat[:6].T, _B5_T).view_as(y)
         t_new = torch.where(last, t_end, t + h_step)
-        f_new = rhs(t_new, y_new, params)
-        torch.mul(f_new, hc, out=hk[6])
+        y_new, f_new, y_i = _stages(rhs, t, y, f, h_step, t_new, params, hk)
+        hk_flat = hk.view(7, -1)
 
         # Error estimate from the embedded 4th-order solution. NaN or inf in the step gives a
         # NaN or inf error, which is never <= 1: the step is rejected and h shrinks.
@@ -267,19 +340,7 @@ def solve_batch(
         err = torch.nan_to_num(_rms(error / scale), nan=float("inf"))
         accept = active & (err <= 1.0)
 
-        # Dense output for every save time this accepted step passes. All rows are evaluated
-        # together; rows without a save time in this step write to a spare slot of `out_flat`.
-        while True:
-            hit = accept & (times_ext[next_save] <= t_new)
-            if not bool(hit.any()):
-                break
-            s = torch.nan_to_num((times_ext[next_save] - t) / h_step).clamp_(0.0, 1.0)
-            powers = torch.cumprod(s[:, None].expand(-1, 4), dim=1)  # s, s^2, s^3, s^4
-            weights = (powers @ _P_T.T).T[:, :, None]  # (7, n, 1)
-            y_save = y + (weights * hk).sum(dim=0)
-            target = torch.where(hit, rows * num_times + next_save, spare)
-            out_flat.index_copy_(0, target, y_save)
-            next_save += hit
+        _dense_output(accept, t, t_new, h_step, y, hk, rows, next_save, times_ext, out_flat)
 
         t = torch.where(accept, t_new, t)
         y = torch.where(accept[:, None], y_new, y)
@@ -295,15 +356,7 @@ def solve_batch(
         blown_up = accept & (y_new_abs.amax(dim=-1) > max_value)
         give_up = just_rejected & (h < min_step)
         if stiff_steps is not None:
-            # Hairer's stiffness test: |h lambda| ~ |h k7 - h k6| / |y_new - y_6| estimates the
-            # step against the fastest local time scale; above 3.25 the step sits at the edge
-            # of the method's stability region instead of being set by the accuracy. Six calm
-            # steps in a row reset the count.
-            h_lambda_sq = (hk[6] - hk[5]).square().sum(-1) / (y_new - y_i).square().sum(-1)
-            looks_stiff = h_lambda_sq > 3.25**2
-            calm_count = torch.where(accept, (calm_count + 1) * ~looks_stiff, calm_count)
-            stiff_count = torch.where(accept & looks_stiff, stiff_count + 1, stiff_count)
-            stiff_count = stiff_count * (calm_count < 6)
+            stiff_count, calm_count = _stiffness(hk, y_new, y_i, accept, stiff_count, calm_count)
             budget = (max_steps - 1 - steps) * h
             give_up |= (stiff_count >= stiff_steps) & (budget < t_end - t)
         done = accept & last & ~blown_up

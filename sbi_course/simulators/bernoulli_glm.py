@@ -38,8 +38,14 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from sbi_course._validation import as_batch, check_generator
+from sbi_course._validation import (
+    check_generator,
+    flatten_batch,
+    paired_batches,
+    unflatten_batch,
+)
 from sbi_course.priors import GaussianPrior
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -54,6 +60,7 @@ __all__ = [
     "summarize",
     "log_likelihood",
     "spike_log_likelihood",
+    "spec",
 ]
 
 theta_dim: int = 10
@@ -113,43 +120,43 @@ def simulate_spikes(theta: Tensor, generator: torch.Generator | None = None) -> 
     """Simulate the raw spike trains.
 
     Args:
-        theta: parameters (offset, 9 filter taps), shape (N, 10) or (10,).
+        theta: parameters (offset, 9 filter taps), shape (*, 10).
         generator: random number generator for the spikes.
 
     Returns:
-        Spike trains of 0.0 and 1.0, shape (N, 100) (or (100,) for unbatched input).
+        Spike trains of 0.0 and 1.0, shape (*, 100), the batch shape of ``theta``.
     """
     check_generator(generator, _NAME)
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
+    theta, batch_shape = flatten_batch(theta, theta_dim, name="theta", owner=_NAME)
     rate = torch.sigmoid(theta @ _design_matrix().to(theta.dtype).T)
     u = torch.rand(rate.shape, generator=generator, dtype=theta.dtype)
     spikes = (u < rate).to(theta.dtype)
-    return spikes[0] if unbatched else spikes
+    return unflatten_batch(spikes, batch_shape)
 
 
 def summarize(spikes: Tensor) -> Tensor:
     """Summary statistics ``X^T y``: spike count and stimulus sums at lags 0..8.
 
     Args:
-        spikes: spike trains, shape (N, 100) or (100,).
+        spikes: spike trains, shape (*, 100).
 
     Returns:
-        Summaries of shape (N, 10) (or (10,)).
+        Summaries of shape (*, 10).
     """
-    spikes, unbatched = as_batch(spikes, NUM_BINS, name="spikes", owner=_NAME)
+    spikes, batch_shape = flatten_batch(spikes, NUM_BINS, name="spikes", owner=_NAME)
     x = spikes @ _design_matrix().to(spikes.dtype)
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Simulate the 10 summary statistics.
 
     Args:
-        theta: parameters (offset, 9 filter taps), shape (N, 10) or (10,).
+        theta: parameters (offset, 9 filter taps), shape (*, 10).
         generator: random number generator for the spikes.
 
     Returns:
-        Data ``x`` of shape (N, 10) (or (10,) for unbatched input): the spike count, then the
+        Data ``x`` of shape (*, 10), the batch shape of ``theta``: the spike count, then the
         stimulus summed over spike times at lags 0..8.
     """
     return summarize(simulate_spikes(theta, generator=generator))
@@ -160,14 +167,19 @@ def spike_log_likelihood(theta: Tensor, spikes: Tensor) -> Tensor:
     :math:`\psi = X\theta`, of raw spike trains, shape (N,).
 
     Args:
-        theta: parameters, shape (N, 10) or (10,).
-        spikes: spike trains, shape (N, 100) or (100,); a single train is broadcast.
+        theta: parameters, shape (*, 10).
+        spikes: spike trains, shape (*, 100); the batch shapes must broadcast.
     """
-    theta, theta_unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
-    spikes, s_unbatched = as_batch(spikes, NUM_BINS, name="spikes", owner=_NAME, dtype=theta.dtype)
+    theta, spikes, batch_shape = paired_batches(
+        theta,
+        spikes,
+        (theta_dim, NUM_BINS),
+        names=("theta", "spikes"),
+        owner=f"{_NAME}.spike_log_likelihood",
+    )
     psi = theta @ _design_matrix().to(theta.dtype).T
     log_lik = (spikes * psi - softplus(psi)).sum(dim=-1)
-    return log_lik[0] if (theta_unbatched and s_unbatched) else log_lik
+    return unflatten_batch(log_lik, batch_shape)
 
 
 def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
@@ -180,11 +192,31 @@ def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     differences between two :math:`\theta` are exact likelihood ratios.
 
     Args:
-        theta: parameters, shape (N, 10) or (10,).
-        x: summaries, shape (N, 10) or (10,); a single ``x`` is broadcast against all ``theta``.
+        theta: parameters, shape (*, 10).
+        x: summaries, shape (*, 10); the batch shapes must broadcast (equal, or one a single
+            row).
+
+    Returns:
+        Log-likelihoods of the broadcast batch shape.
+
+    Raises:
+        ValueError: when the rows of ``theta`` and ``x`` do not pair up.
     """
-    theta, theta_unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
-    x, x_unbatched = as_batch(x, x_dim, name="x", owner=_NAME, dtype=theta.dtype)
+    theta, x, batch_shape = paired_batches(
+        theta, x, (theta_dim, x_dim), owner=f"{_NAME}.log_likelihood"
+    )
     psi = theta @ _design_matrix().to(theta.dtype).T
     log_lik = (theta * x).sum(dim=-1) - softplus(psi).sum(dim=-1)
-    return log_lik[0] if (theta_unbatched and x_unbatched) else log_lik
+    return unflatten_batch(log_lik, batch_shape)
+
+
+spec = SimulatorSpec(
+    name=_NAME,
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=log_likelihood,
+    sample_posterior=None,
+)

@@ -27,8 +27,17 @@ import math
 import torch
 from torch import Tensor
 
-from sbi_course._validation import as_batch, check_generator
+from sbi_course._validation import (
+    check_count,
+    check_generator,
+    check_memory,
+    flatten_batch,
+    paired_batches,
+    single_observation,
+    unflatten_batch,
+)
 from sbi_course.priors import GaussianPrior
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -39,6 +48,7 @@ __all__ = [
     "log_likelihood",
     "posterior",
     "sample_posterior",
+    "spec",
 ]
 
 theta_dim: int = 10
@@ -61,34 +71,39 @@ def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Simulate ``x ~ N(theta, 0.1 I)``.
 
     Args:
-        theta: parameters (the mean), shape (N, 10) or (10,).
+        theta: parameters (the mean), shape (*, 10): (N, 10), (10,) or any batch shape.
         generator: random number generator for the noise.
 
     Returns:
-        Data ``x`` of shape (N, 10), or (10,) for unbatched input.
+        Data ``x`` of shape (*, 10), the batch shape of ``theta``.
     """
     check_generator(generator, _NAME)
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
+    theta, batch_shape = flatten_batch(theta, theta_dim, name="theta", owner=_NAME)
     noise = torch.randn(theta.shape, generator=generator, dtype=theta.dtype)
     x = theta + math.sqrt(NOISE_VARIANCE) * noise
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     r"""Exact :math:`\log N(x;\, \theta, 0.1 I)`, shape (N,).
 
     Args:
-        theta: parameters, shape (N, 10) or (10,).
-        x: data, shape (N, 10) or (10,); a single ``x`` is broadcast against all ``theta``.
+        theta: parameters, shape (*, 10).
+        x: data, shape (*, 10); the batch shapes must broadcast (equal, or one a single row).
 
     Returns:
-        Log-likelihoods of shape (N,) (a scalar tensor when both inputs are unbatched).
+        Log-likelihoods of the broadcast batch shape: (N,) for (N, 10) inputs, a scalar
+        tensor when both inputs are (10,).
+
+    Raises:
+        ValueError: when the rows of ``theta`` and ``x`` do not pair up.
     """
-    theta, theta_unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
-    x, x_unbatched = as_batch(x, x_dim, name="x", owner=_NAME, dtype=theta.dtype)
+    theta, x, batch_shape = paired_batches(
+        theta, x, (theta_dim, x_dim), owner=f"{_NAME}.log_likelihood"
+    )
     squared = ((x - theta) ** 2).sum(dim=-1)
     log_lik = -0.5 * squared / NOISE_VARIANCE - 0.5 * x_dim * math.log(2 * math.pi * NOISE_VARIANCE)
-    return log_lik[0] if (theta_unbatched and x_unbatched) else log_lik
+    return unflatten_batch(log_lik, batch_shape)
 
 
 def posterior(x_o: Tensor) -> GaussianPrior:
@@ -101,7 +116,7 @@ def posterior(x_o: Tensor) -> GaussianPrior:
         A ``GaussianPrior`` (a ``MultivariateNormal`` whose ``sample`` takes a generator) with
         mean ``x_o / 2`` and covariance ``0.05 I``.
     """
-    x_o = _single_observation(x_o)
+    x_o = single_observation(x_o, x_dim, owner=f"{_NAME}.posterior")
     # Precisions add; the mean is the precision-weighted average of prior mean (0) and x_o.
     variance = 1.0 / (1.0 / PRIOR_VARIANCE + 1.0 / NOISE_VARIANCE)
     loc = variance * (x_o / NOISE_VARIANCE)
@@ -113,18 +128,25 @@ def sample_posterior(
     x_o: Tensor, num_samples: int, generator: torch.Generator | None = None
 ) -> Tensor:
     """Draw exact posterior samples, shape (num_samples, 10). See :func:`posterior`."""
-    check_generator(generator, _NAME)
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be positive for {_NAME}, got {num_samples}")
+    owner = f"{_NAME}.sample_posterior"
+    check_generator(generator, owner)
+    num_samples = check_count(num_samples, "num_samples", owner)
+    check_memory(
+        num_samples * theta_dim * torch.get_default_dtype().itemsize,
+        what=f"{num_samples} posterior samples of {theta_dim} floats",
+        owner=owner,
+        argument="num_samples",
+    )
     return posterior(x_o).sample((num_samples,), generator=generator)
 
 
-def _single_observation(x_o: Tensor) -> Tensor:
-    """Return ``x_o`` as shape (10,), accepting (10,) or (1, 10)."""
-    x_o, _ = as_batch(x_o, x_dim, name="x_o", owner=_NAME)
-    if x_o.shape[0] != 1:
-        raise ValueError(
-            f"x_o must be a single observation of shape (10,) or (1, 10) for {_NAME}, "
-            f"got {tuple(x_o.shape)}"
-        )
-    return x_o[0]
+spec = SimulatorSpec(
+    name=_NAME,
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=log_likelihood,
+    sample_posterior=sample_posterior,
+)

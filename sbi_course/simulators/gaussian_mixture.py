@@ -26,8 +26,17 @@ import math
 import torch
 from torch import Tensor
 
-from sbi_course._validation import as_batch, check_generator
+from sbi_course._validation import (
+    check_count,
+    check_generator,
+    check_memory,
+    flatten_batch,
+    paired_batches,
+    single_observation,
+    unflatten_batch,
+)
 from sbi_course.priors import BoxUniform
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -38,6 +47,7 @@ __all__ = [
     "log_likelihood",
     "posterior_log_prob",
     "sample_posterior",
+    "spec",
 ]
 
 theta_dim: int = 2
@@ -59,16 +69,16 @@ def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Simulate one draw from the two-component mixture per parameter row.
 
     Args:
-        theta: parameters (the common mean), shape (N, 2) or (2,).
+        theta: parameters (the common mean), shape (*, 2): (N, 2), (2,) or any batch shape.
         generator: random number generator for the component choice and the noise.
 
     Returns:
-        Data ``x`` of shape (N, 2), or (2,) for unbatched input.
+        Data ``x`` of shape (*, 2), the batch shape of ``theta``.
     """
     check_generator(generator, _NAME)
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
+    theta, batch_shape = flatten_batch(theta, theta_dim, name="theta", owner=_NAME)
     x = theta + _mixture_noise(theta.shape[0], generator, theta.dtype)
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def _mixture_noise(num: int, generator: torch.Generator | None, dtype: torch.dtype) -> Tensor:
@@ -95,16 +105,21 @@ def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     r"""Exact :math:`\log p(x \mid \theta)` of the mixture, shape (N,).
 
     Args:
-        theta: parameters, shape (N, 2) or (2,).
-        x: data, shape (N, 2) or (2,); a single ``x`` is broadcast against all ``theta``.
+        theta: parameters, shape (*, 2).
+        x: data, shape (*, 2); the batch shapes must broadcast (equal, or one a single row).
 
     Returns:
-        Log-likelihoods of shape (N,) (a scalar tensor when both inputs are unbatched).
+        Log-likelihoods of the broadcast batch shape: (N,) for (N, 2) inputs, a scalar
+        tensor when both inputs are (2,).
+
+    Raises:
+        ValueError: when the rows of ``theta`` and ``x`` do not pair up.
     """
-    theta, theta_unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
-    x, x_unbatched = as_batch(x, x_dim, name="x", owner=_NAME, dtype=theta.dtype)
+    theta, x, batch_shape = paired_batches(
+        theta, x, (theta_dim, x_dim), owner=f"{_NAME}.log_likelihood"
+    )
     log_lik = _log_mixture_density(x - theta)
-    return log_lik[0] if (theta_unbatched and x_unbatched) else log_lik
+    return unflatten_batch(log_lik, batch_shape)
 
 
 def _box_masses(x_o: Tensor) -> Tensor:
@@ -130,18 +145,22 @@ def posterior_log_prob(theta: Tensor, x_o: Tensor) -> Tensor:
     :math:`[-10, 10]^2`, divided by its mass there, :math:`\sum_k w_k m_k(x_o)`.
 
     Args:
-        theta: parameters, shape (N, 2) or (2,).
+        theta: parameters, shape (*, 2).
         x_o: observed data, shape (2,) or (1, 2).
 
     Returns:
-        Log-densities of shape (N,); ``-inf`` outside the prior box.
+        Log-densities of shape (*,), the batch shape of ``theta`` ((1,) for a (2,) ``theta``,
+        as before); ``-inf`` outside the prior box.
     """
-    theta, _ = as_batch(theta, theta_dim, name="theta", owner=_NAME)
-    x_o = _single_observation(x_o).to(theta.dtype)
+    owner = f"{_NAME}.posterior_log_prob"
+    theta, batch_shape = flatten_batch(theta, theta_dim, name="theta", owner=owner)
+    batch_shape = batch_shape if len(batch_shape) else torch.Size((1,))
+    x_o = single_observation(x_o, x_dim, owner=owner, dtype=theta.dtype)
     log_evidence = torch.log(torch.tensor(WEIGHTS, dtype=torch.float64) @ _box_masses(x_o))
     log_prob = _log_mixture_density(theta - x_o) - log_evidence.to(theta.dtype)
     inside = (theta.abs() <= PRIOR_BOUND).all(dim=-1)
-    return torch.where(inside, log_prob, torch.full_like(log_prob, -math.inf))
+    out = torch.where(inside, log_prob, torch.full_like(log_prob, -math.inf))
+    return unflatten_batch(out, batch_shape)
 
 
 def sample_posterior(
@@ -168,10 +187,16 @@ def sample_posterior(
     Returns:
         Posterior samples of shape (num_samples, 2).
     """
-    check_generator(generator, _NAME)
-    x_o = _single_observation(x_o)
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be positive for {_NAME}, got {num_samples}")
+    owner = f"{_NAME}.sample_posterior"
+    check_generator(generator, owner)
+    x_o = single_observation(x_o, x_dim, owner=owner)
+    num_samples = check_count(num_samples, "num_samples", owner)
+    check_memory(
+        num_samples * theta_dim * x_o.element_size(),
+        what=f"{num_samples} posterior samples of {theta_dim} floats",
+        owner=owner,
+        argument="num_samples",
+    )
     # The acceptance rate is known exactly, so size the proposal batches from it.
     acceptance = float(torch.tensor(WEIGHTS, dtype=torch.float64) @ _box_masses(x_o))
     if acceptance < min_acceptance:
@@ -191,12 +216,13 @@ def sample_posterior(
     return torch.cat(accepted)[:num_samples]
 
 
-def _single_observation(x_o: Tensor) -> Tensor:
-    """Return ``x_o`` as shape (2,), accepting (2,) or (1, 2)."""
-    x_o, _ = as_batch(x_o, x_dim, name="x_o", owner=_NAME)
-    if x_o.shape[0] != 1:
-        raise ValueError(
-            f"x_o must be a single observation of shape (2,) or (1, 2) for {_NAME}, "
-            f"got {tuple(x_o.shape)}"
-        )
-    return x_o[0]
+spec = SimulatorSpec(
+    name=_NAME,
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=log_likelihood,
+    sample_posterior=sample_posterior,
+)

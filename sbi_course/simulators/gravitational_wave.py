@@ -54,8 +54,17 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from sbi_course._validation import as_batch, check_generator, check_positive
+from sbi_course._validation import (
+    broadcast_rows,
+    check_count,
+    check_generator,
+    check_memory,
+    check_positive,
+    flatten_batch,
+    unflatten_batch,
+)
 from sbi_course.priors import BoxUniform
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -71,6 +80,7 @@ __all__ = [
     "simulate_noise",
     "optimal_snr",
     "matched_filter_snr",
+    "spec",
 ]
 
 theta_dim: int = 4
@@ -107,10 +117,24 @@ def time_grid() -> Tensor:
     return torch.arange(x_dim) / SAMPLING_RATE  # exact in float32: powers of two
 
 
-def _as_theta(theta: Tensor) -> tuple[Tensor, bool]:
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=_OWNER)
+def _as_theta(theta: Tensor) -> tuple[Tensor, torch.Size]:
+    theta, batch_shape = flatten_batch(theta, theta_dim, name="theta", owner=_OWNER)
     check_positive(theta[:, :2], _OWNER, parameter_labels[:2])
-    return theta, unbatched
+    return theta, batch_shape
+
+
+def _times(t: Tensor | None, owner: str) -> Tensor:
+    """The time grid ``t`` as shape (L,), or a ValueError naming ``owner``."""
+    if t is None:
+        return time_grid()
+    t = torch.as_tensor(t)
+    if t.ndim != 1 or t.numel() == 0:
+        raise ValueError(
+            f"t for {owner} must have shape (L,) (one time grid), got {tuple(t.shape)}"
+        )
+    if not torch.isfinite(t).all():
+        raise ValueError(f"t for {owner} contains NaN or infinite times")
+    return t
 
 
 def cutoff_frequency(chirp_mass: Tensor) -> Tensor:
@@ -141,16 +165,15 @@ def frequency(theta: Tensor, t: Tensor | None = None) -> Tensor:
     """Gravitational-wave frequency f(t) in Hz, and 0 where the signal is off.
 
     Args:
-        theta: parameters, shape (N, 4) or (4,).
+        theta: parameters, shape (*, 4).
         t: times in s, shape (L,); defaults to :func:`time_grid`.
 
     Returns:
         Frequencies, shape (N, L) (or (L,)), in ``theta``'s dtype.
     """
-    theta, unbatched = _as_theta(theta)
-    freq, _, _ = _chirp(theta, time_grid() if t is None else torch.as_tensor(t))
-    freq = freq.to(theta.dtype)
-    return freq[0] if unbatched else freq
+    theta, batch_shape = _as_theta(theta)
+    freq, _, _ = _chirp(theta, _times(t, f"{_OWNER}.frequency"))
+    return unflatten_batch(freq.to(theta.dtype), batch_shape)
 
 
 def waveform(theta: Tensor, t: Tensor | None = None) -> Tensor:
@@ -158,7 +181,7 @@ def waveform(theta: Tensor, t: Tensor | None = None) -> Tensor:
 
     Args:
         theta: parameters (chirp mass in solar masses, distance in Mpc, t_c in s, phi_c in
-            rad), shape (N, 4) or (4,).
+            rad), shape (*, 4).
         t: times in s, shape (L,); defaults to :func:`time_grid`.
 
     Returns:
@@ -167,40 +190,49 @@ def waveform(theta: Tensor, t: Tensor | None = None) -> Tensor:
     Raises:
         ValueError: on a wrong shape, non-finite entries or non-positive mass or distance.
     """
-    theta, unbatched = _as_theta(theta)
-    freq, phase, on = _chirp(theta, time_grid() if t is None else torch.as_tensor(t))
+    theta, batch_shape = _as_theta(theta)
+    t = _times(t, f"{_OWNER}.waveform")
+    check_memory(
+        theta.shape[0] * t.shape[0] * 8 * 6,
+        what=f"{theta.shape[0]} waveforms of {t.shape[0]} float64 samples",
+        owner=f"{_OWNER}.waveform",
+        argument="theta or t",
+    )
+    freq, phase, on = _chirp(theta, t)
     t_m = T_SUN * theta[:, 0, None].double()
     distance = MEGAPARSEC * theta[:, 1, None].double()
     amplitude = 4.0 * SPEED_OF_LIGHT / distance * t_m ** (5 / 3) * (math.pi * freq) ** (2 / 3)
     h = torch.where(on, amplitude * torch.cos(phase), torch.zeros_like(phase)) / STRAIN_UNIT
-    h = h.to(theta.dtype)
-    return h[0] if unbatched else h
+    return unflatten_batch(h.to(theta.dtype), batch_shape)
 
 
 def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Chirp plus white Gaussian noise of standard deviation :data:`noise_std`.
 
     Args:
-        theta: parameters, shape (N, 4) or (4,) (see :func:`waveform`).
+        theta: parameters, shape (*, 4) (see :func:`waveform`).
         generator: random number generator for the noise.
 
     Returns:
         Data ``x`` (strain / 1e-21), shape (N, 512) (or (512,)).
     """
-    theta, unbatched = _as_theta(theta)
+    theta, batch_shape = _as_theta(theta)
     check_generator(generator, _OWNER)
     h = waveform(theta)
     x = h + noise_std * torch.randn(h.shape, generator=generator, dtype=h.dtype)
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def simulate_noise(num_simulations: int, generator: torch.Generator | None = None) -> Tensor:
     """Data under the "no merger" hypothesis: noise only, shape (num_simulations, 512)."""
     check_generator(generator, _OWNER)
-    if not isinstance(num_simulations, int) or num_simulations < 1:
-        raise ValueError(
-            f"num_simulations for {_OWNER} must be a positive int, got {num_simulations!r}"
-        )
+    num_simulations = check_count(num_simulations, "num_simulations", f"{_OWNER}.simulate_noise")
+    check_memory(
+        num_simulations * x_dim * 4,
+        what=f"{num_simulations} noise series of {x_dim} floats",
+        owner=f"{_OWNER}.simulate_noise",
+        argument="num_simulations",
+    )
     return noise_std * torch.randn(num_simulations, x_dim, generator=generator)
 
 
@@ -223,20 +255,27 @@ def matched_filter_snr(x: Tensor, theta: Tensor) -> Tensor:
 
     Args:
         x: data, shape (N, 512) or (512,).
-        theta: template parameters, shape (N, 4) or (4,); a single row of either is used with
+        theta: template parameters, shape (*, 4); a single row of either is used with
             every row of the other.
 
     Returns:
         SNR, shape (N,) (or a scalar when both inputs are unbatched).
     """
-    x, x_unbatched = as_batch(x, x_dim, name="x", owner=f"{_OWNER}.matched_filter_snr")
-    theta, theta_unbatched = _as_theta(theta)
-    num = max(x.shape[0], theta.shape[0])
-    if x.shape[0] not in (1, num) or theta.shape[0] not in (1, num):
-        raise ValueError(
-            f"x and theta for {_OWNER}.matched_filter_snr must have the same number of rows "
-            f"(or one of them a single row), got {x.shape[0]} and {theta.shape[0]} rows"
+    owner = f"{_OWNER}.matched_filter_snr"
+    x, x_shape = flatten_batch(x, x_dim, name="x", owner=owner)
+    theta, theta_shape = _as_theta(theta)
+    batch_shape = broadcast_rows(
+        x_shape, theta_shape, (x_dim, theta_dim), names=("x", "theta"), owner=owner
+    )
+    if x.shape[0] != theta.shape[0] and 1 not in (x.shape[0], theta.shape[0]):
+        # Several batch dimensions that broadcast: pair the rows explicitly.
+        x = unflatten_batch(x, x_shape).expand(batch_shape + (x_dim,)).reshape(-1, x_dim)
+        theta = (
+            unflatten_batch(theta, theta_shape)
+            .expand(batch_shape + (theta_dim,))
+            .reshape(-1, theta_dim)
         )
+    num = max(x.shape[0], theta.shape[0])
     quadratures = []
     for phase in (0.0, math.pi / 2):
         template = theta.double().clone()
@@ -250,5 +289,16 @@ def matched_filter_snr(x: Tensor, theta: Tensor) -> Tensor:
     # The least-squares fit of x on the basis has squared length p^T G^{-1} p.
     coefficients = torch.linalg.solve(gram.expand(num, 2, 2), projections.expand(num, 2))
     snr = (projections * coefficients).sum(-1).clamp(min=0).sqrt() / noise_std
-    snr = snr.to(x.dtype)
-    return snr[0] if (x_unbatched and theta_unbatched) else snr
+    return snr.to(x.dtype).reshape(batch_shape)
+
+
+spec = SimulatorSpec(
+    name="gravitational_wave",
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=None,
+    sample_posterior=None,
+)

@@ -27,9 +27,13 @@ Shapes: ``theta`` (N, D) -> traces (N, T) with T = 12001 -> ``x`` (N, 7). By def
 passing ``parameters=(...)``, the others keep their :data:`FIXED_VALUES`. Voltages are in mV,
 times in ms, currents in uA/cm^2, conductances in mS/cm^2.
 
+The module holds the model (parameters, prior, the integration); the stimulus protocol is in
+:mod:`sbi_course.simulators._hh_protocol` and the summary statistics in
+:mod:`sbi_course.simulators._hh_statistics`; every name is re-exported here.
+
 The time loop is in Python, but each step updates all N neurons at once with a few dozen
 tensor operations, so a batch of 1,000 neurons costs only about twice as much as a single one
-(see ``benchmarks/hodgkin_huxley_speed.py``).
+(see :mod:`sbi_course.simulators._hh_reference` and ``benchmarks/hodgkin_huxley_speed.py``).
 
 References:
     Hodgkin, A. L. and Huxley, A. F. (1952). A quantitative description of membrane current
@@ -51,8 +55,31 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from sbi_course._validation import as_batch, check_generator, check_positive
+from sbi_course._validation import (
+    check_count,
+    check_generator,
+    check_memory,
+    check_positive,
+    flatten_batch,
+    unflatten_batch,
+)
 from sbi_course.priors import BoxUniform
+from sbi_course.simulators._hh_protocol import (
+    DT,
+    DURATION,
+    SOMA_AREA,
+    T_OFF,
+    T_ON,
+    _num_steps,
+    step_current,
+    time_grid,
+)
+from sbi_course.simulators._hh_statistics import (
+    SPIKE_THRESHOLD,
+    summary_labels,
+    summary_statistics,
+)
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -69,18 +96,24 @@ __all__ = [
     "voltage_traces",
     "summary_statistics",
     "simulate",
+    "spec",
+    "DT",
+    "DURATION",
+    "T_ON",
+    "T_OFF",
+    "SOMA_AREA",
+    "SPIKE_THRESHOLD",
+    "V_INITIAL",
+    "CAPACITANCE",
+    "E_NA",
+    "E_K",
 ]
 
-# Protocol of the sbi tutorial (ms, mV, uF/cm^2).
-DT = 0.01
-DURATION = 120.0
-T_ON, T_OFF = 10.0, 110.0
+# The membrane (mV, uF/cm^2); the protocol (DT, DURATION, T_ON, T_OFF, SOMA_AREA) is in
+# _hh_protocol, the summary statistics in _hh_statistics.
 V_INITIAL = -70.0
 CAPACITANCE = 1.0
 E_NA, E_K = 53.0, -107.0
-SPIKE_THRESHOLD = -10.0
-# Lateral area of a 70 um x 70 um cylinder, in cm^2: pi * d * L.
-SOMA_AREA = math.pi * (70e-4) ** 2
 
 PARAMETER_NAMES = (
     "gbar_Na",  # mS/cm^2, sodium
@@ -121,15 +154,6 @@ DEFAULT_PARAMETERS = ("gbar_Na", "gbar_K")
 theta_dim: int = len(DEFAULT_PARAMETERS)
 x_dim: int = 7
 parameter_labels: tuple[str, ...] = DEFAULT_PARAMETERS
-summary_labels: tuple[str, ...] = (
-    "spike_count",
-    "rest_mean",
-    "rest_std",
-    "stim_mean",
-    "stim_variance",
-    "stim_skewness",
-    "stim_kurtosis",
-)
 
 
 def _check_parameters(parameters: Sequence[str]) -> tuple[str, ...]:
@@ -163,31 +187,6 @@ def reference_parameters(parameters: Sequence[str] = DEFAULT_PARAMETERS) -> Tens
     """The tutorial's values of the chosen parameters, shape (D,): its "observed" neuron."""
     parameters = _check_parameters(parameters)
     return torch.tensor([FIXED_VALUES[p] for p in parameters])
-
-
-def time_grid(duration: float = DURATION, dt: float = DT) -> Tensor:
-    """Times of the voltage samples in ms, shape (T,) with T = round(duration / dt) + 1."""
-    num_steps = round(duration / dt)
-    return torch.arange(num_steps + 1, dtype=torch.float64).mul(dt).to(torch.get_default_dtype())
-
-
-def step_current(
-    amplitude_nA: float = 0.5,
-    t_on: float = T_ON,
-    t_off: float = T_OFF,
-    duration: float = DURATION,
-    dt: float = DT,
-) -> Tensor:
-    """A current step as a current density in uA/cm^2, shape (T,).
-
-    The current is ``amplitude_nA / SOMA_AREA`` at the sample indices
-    ``round(t_on / dt) <= i < round(t_off / dt)`` and zero elsewhere; 0.5 nA gives
-    3.25 uA/cm^2.
-    """
-    current = torch.zeros(round(duration / dt) + 1, dtype=torch.float64)
-    # 1 nA = 1e-3 uA, spread over the membrane area.
-    current[round(t_on / dt) : round(t_off / dt)] = amplitude_nA * 1e-3 / SOMA_AREA
-    return current
 
 
 # The Traub-Miles rates (1/ms) of the gates m, n, h as functions of u = V - V_T (mV), with
@@ -300,13 +299,21 @@ def voltage_traces(
             constants or noise levels, or noise/current of the wrong shape.
     """
     parameters = _check_parameters(parameters)
-    theta, unbatched = as_batch(theta, len(parameters), name="theta", owner="hodgkin_huxley")
-    check_generator(generator, "hodgkin_huxley")
+    owner = "hodgkin_huxley.voltage_traces"
+    theta, batch_shape = flatten_batch(theta, len(parameters), name="theta", owner=owner)
+    check_generator(generator, owner)
     positive = [j for j, p in enumerate(parameters) if p not in _SIGNED]
     check_positive(theta[:, positive], "hodgkin_huxley", [parameters[j] for j in positive])
     theta = theta.to(dtype)
     num, device = theta.shape[0], theta.device
-    num_steps = round(duration / dt)
+    num_steps = _num_steps(duration, dt, owner)
+    # The trace, the external drive and the transposed copy are alive at the same time.
+    check_memory(
+        3 * num * (num_steps + 1) * torch.empty((), dtype=dtype).element_size(),
+        what=f"{num} traces of {num_steps + 1} samples",
+        owner=owner,
+        argument="the number of neurons or duration / dt",
+    )
 
     if current is None:
         current = step_current(duration=duration, dt=dt)
@@ -369,72 +376,7 @@ def voltage_traces(
     del external  # free its memory before the copy below
     traces = traces.T.contiguous()  # neuron-major, as the summary statistics read it
     traces[~torch.isfinite(traces).all(dim=1)] = float("nan")
-    return traces[0] if unbatched else traces
-
-
-def summary_statistics(
-    traces: Tensor,
-    *,
-    dt: float = DT,
-    t_on: float = T_ON,
-    t_off: float = T_OFF,
-    threshold: float = SPIKE_THRESHOLD,
-) -> Tensor:
-    r"""The tutorial's seven summary statistics of voltage traces.
-
-    1. spike count: upward crossings of ``threshold`` (mV) during the stimulus
-       (:math:`t_{on} < t < t_{off}`); a spike rises by about 100 mV/ms, far faster than the
-       noise moves V, so each spike crosses exactly once;
-    2. resting potential: mean voltage before the stimulus (:math:`t < t_{on}`);
-    3. its standard deviation over the last tenth of that window (the neuron has settled);
-    4. to 7. mean, variance, skewness :math:`m_3 / s^3` and kurtosis :math:`m_4 / s^4` (not
-       the excess) of the voltage during the stimulus, with central moments :math:`m_k` and
-       :math:`s^2 = m_2` (no Bessel correction).
-
-    Args:
-        traces: voltages in mV, shape (N, T) or (T,), sampled every ``dt`` ms from t = 0.
-        dt: sampling interval in ms.
-        t_on: stimulus onset in ms.
-        t_off: stimulus offset in ms.
-        threshold: spike detection threshold in mV.
-
-    Returns:
-        Summary statistics, shape (N, 7) (or (7,)), in ``traces``' dtype; NaN rows for traces
-        with NaN entries (failed simulations).
-    """
-    if not isinstance(traces, Tensor) or traces.ndim not in (1, 2):
-        shape = tuple(traces.shape) if isinstance(traces, Tensor) else type(traces).__name__
-        raise ValueError(f"traces for hodgkin_huxley must have shape (N, T) or (T,), got {shape}")
-    unbatched = traces.ndim == 1
-    v = traces.unsqueeze(0) if unbatched else traces
-    # Sample indices rather than float times, so that t = 10 ms is not "just after" t_on.
-    i_on, i_off = round(t_on / dt), round(t_off / dt)
-    # A block of rows at a time: the temporaries stay small, which is twice as fast.
-    x = torch.cat([_statistics(block, i_on, i_off, threshold) for block in v.split(128)])
-    x = x.to(traces.dtype if traces.is_floating_point() else torch.get_default_dtype())
-    return x[0] if unbatched else x
-
-
-def _statistics(v: Tensor, i_on: int, i_off: int, threshold: float) -> Tensor:
-    """The seven statistics of traces of shape (n, T), as float64 of shape (n, 7)."""
-    v = v.to(torch.float64)  # the moments of a 10,000-sample window deserve float64
-    stim = v[:, i_on + 1 : i_off]  # t_on < t < t_off
-    # a crossing between samples i - 1 and i, for every i inside the stimulus window
-    crossings = (v[:, i_on : i_off - 1] < threshold) & (stim >= threshold)
-    spike_count = crossings.sum(dim=1).to(torch.float64)
-    rest_mean = v[:, :i_on].mean(dim=1)
-    rest_std = v[:, int(0.9 * i_on) : i_on].std(dim=1, correction=0)
-    stim_mean = stim.mean(dim=1)
-    centred = stim - stim_mean[:, None]
-    squared = centred * centred  # products are cheaper than pow
-    variance = squared.mean(dim=1)
-    skewness = (squared * centred).mean(dim=1) / variance**1.5
-    kurtosis = (squared * squared).mean(dim=1) / variance**2
-    x = torch.stack(
-        [spike_count, rest_mean, rest_std, stim_mean, variance, skewness, kurtosis], dim=1
-    )
-    x[~torch.isfinite(v).all(dim=1)] = float("nan")
-    return x
+    return unflatten_batch(traces, batch_shape)
 
 
 def simulate(
@@ -447,24 +389,45 @@ def simulate(
     """Simulate neurons and return their seven summary statistics.
 
     Args:
-        theta: parameters, shape (N, D) or (D,); by default (gbar_Na, gbar_K) in mS/cm^2.
+        theta: parameters, shape (*, D); by default (gbar_Na, gbar_K) in mS/cm^2.
         generator: random number generator for the intrinsic noise.
         parameters: names of the columns of ``theta`` (see :data:`PARAMETER_NAMES`).
-        batch_size: neurons integrated at once; bounds the memory (about 200 MB per 1,000).
+        batch_size: neurons integrated at once; bounds the memory (about 200 MB per 1,000)
+            and does not change the result: every neuron draws its noise from its own
+            generator, seeded from ``generator`` in the order of the rows.
 
     Returns:
-        Summary statistics ``x``, shape (N, 7) (or (7,)), in ``theta``'s floating dtype; see
+        Summary statistics ``x``, shape (*, 7), in ``theta``'s floating dtype; see
         :func:`summary_statistics`. Failed simulations give NaN rows.
     """
+    owner = "hodgkin_huxley.simulate"
     parameters = _check_parameters(parameters)
-    theta, unbatched = as_batch(theta, len(parameters), name="theta", owner="hodgkin_huxley")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"batch_size for hodgkin_huxley must be a positive int, got {batch_size!r}"
+    theta, batch_shape = flatten_batch(theta, len(parameters), name="theta", owner=owner)
+    check_generator(generator, owner)
+    batch_size = check_count(batch_size, "batch_size", owner)
+    seeds = torch.randint(0, 2**62, (theta.shape[0],), generator=generator).tolist()
+    num_steps = round(DURATION / DT)
+    chunks = []
+    for start in range(0, theta.shape[0], batch_size):
+        chunk = theta[start : start + batch_size]
+        noise = torch.stack(
+            [
+                torch.randn(num_steps, generator=torch.Generator().manual_seed(seed))
+                for seed in seeds[start : start + batch_size]
+            ]
         )
-    chunks = [
-        summary_statistics(voltage_traces(chunk, generator, parameters=parameters))
-        for chunk in theta.split(batch_size)
-    ]
-    x = torch.cat(chunks).to(theta.dtype)
-    return x[0] if unbatched else x
+        traces = voltage_traces(chunk, noise=noise, parameters=parameters)
+        chunks.append(summary_statistics(traces))
+    return unflatten_batch(torch.cat(chunks).to(theta.dtype), batch_shape)
+
+
+spec = SimulatorSpec(
+    name="hodgkin_huxley",
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=None,
+    sample_posterior=None,
+)

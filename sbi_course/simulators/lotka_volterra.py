@@ -48,9 +48,16 @@ import math
 import torch
 from torch import Tensor
 
-from sbi_course._validation import as_batch, check_generator, check_positive
+from sbi_course._validation import (
+    broadcast_rows,
+    check_generator,
+    flatten_batch,
+    positive_parameters,
+    unflatten_batch,
+)
 from sbi_course.priors import LogNormalPrior
 from sbi_course.simulators._ode import solve_batch
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -64,6 +71,7 @@ __all__ = [
     "solve",
     "simulate",
     "log_likelihood",
+    "spec",
 ]
 
 theta_dim: int = 4
@@ -104,20 +112,6 @@ def _rhs(t: Tensor, u: Tensor, rates: Tensor) -> Tensor:
     return u * torch.addcmul(rates[:, :2], rates[:, 2:], u.flip(-1))
 
 
-def _check_theta(theta: Tensor, owner: str) -> tuple[Tensor, bool]:
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=owner)
-    check_positive(theta, owner, parameter_labels)
-    return theta, unbatched
-
-
-def _check_rows(theta: Tensor, x: Tensor, owner: str) -> None:
-    if theta.shape[0] != x.shape[0] and 1 not in (theta.shape[0], x.shape[0]):
-        raise ValueError(
-            f"theta and x for {owner} must have the same number of rows (or one of them one "
-            f"row), got shapes {tuple(theta.shape)} and {tuple(x.shape)}"
-        )
-
-
 def _solve(theta: Tensor, at: Tensor, rtol: float, atol: float, max_steps: int) -> Tensor:
     """Populations at the times ``at`` (which end at t = 20), float64, shape (N, T, 2)."""
     alpha, beta, gamma, delta = theta.to(torch.float64).unbind(-1)
@@ -144,43 +138,45 @@ def solve(
     """The noise-free populations (prey, predators) at t = 0, 0.1, ..., 20.
 
     Args:
-        theta: parameters (alpha, beta, gamma, delta), shape (N, 4) or (4,); positive.
+        theta: parameters (alpha, beta, gamma, delta), shape (*, 4); positive.
         rtol: relative tolerance of the ODE solver.
         atol: absolute tolerance of the ODE solver.
         max_steps: step budget per trajectory; a trajectory that needs more gives NaN.
 
     Returns:
-        Populations of shape (N, 201, 2) (or (201, 2) for unbatched ``theta``), last axis
+        Populations of shape (*, 201, 2), the batch shape of ``theta``, last axis
         (prey, predators), in the dtype of ``theta``; NaN rows where the ODE solve failed.
 
     Raises:
         ValueError: if ``theta`` has the wrong shape, NaN entries or non-positive values.
     """
-    theta, unbatched = _check_theta(theta, "lotka_volterra.solve")
+    theta, batch_shape = positive_parameters(theta, parameter_labels, owner="lotka_volterra.solve")
     u = _solve(theta, times, rtol, atol, max_steps).to(theta.dtype)
-    return u[0] if unbatched else u
+    return unflatten_batch(u, batch_shape)
 
 
 def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Noisy prey and predator counts at t = 0, 2.1, ..., 18.9.
 
     Args:
-        theta: parameters (alpha, beta, gamma, delta), shape (N, 4) or (4,); positive.
+        theta: parameters (alpha, beta, gamma, delta), shape (*, 4); positive.
         generator: random number generator for the observation noise.
 
     Returns:
-        x of shape (N, 20) (or (20,)): 10 prey values, then 10 predator values, in the dtype
-        of ``theta``; rows of NaN where the ODE solve failed.
+        x of shape (*, 20), the batch shape of ``theta``: 10 prey values, then 10 predator
+        values, in the dtype of ``theta``; rows of NaN where the ODE solve failed.
 
     Raises:
         ValueError: if ``theta`` has the wrong shape, NaN entries or non-positive values.
     """
     check_generator(generator, "lotka_volterra.simulate")
-    theta, unbatched = _check_theta(theta, "lotka_volterra.simulate")
+    theta, batch_shape = positive_parameters(
+        theta, parameter_labels, owner="lotka_volterra.simulate"
+    )
     log_mean = _log_mean(theta)
     noise = torch.randn(log_mean.shape, generator=generator, dtype=torch.float64)
     x = torch.exp(log_mean + noise_scale * noise).to(theta.dtype)
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
@@ -188,12 +184,12 @@ def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     \log \mathrm{clamp}(u_j), 0.1)`.
 
     Args:
-        theta: parameters (alpha, beta, gamma, delta), shape (N, 4) or (4,); positive.
-        x: data, shape (N, 20), (1, 20) or (20,); a single row of ``theta`` or ``x`` is paired
-            with every row of the other.
+        theta: parameters (alpha, beta, gamma, delta), shape (*, 4); positive.
+        x: data, shape (*, 20); the batch shapes must broadcast: a single row of ``theta``
+            or ``x`` is paired with every row of the other.
 
     Returns:
-        Log-likelihoods, shape (N,) (a scalar when both inputs are unbatched), in the dtype of
+        Log-likelihoods of the broadcast batch shape ((N,) for (N, ...) inputs), in the dtype of
         ``theta``. Non-positive data have likelihood 0 (``-inf``), and so do parameters whose
         ODE solve fails.
 
@@ -201,13 +197,30 @@ def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
         ValueError: on wrong shapes, NaN entries or non-positive parameters.
     """
     owner = "lotka_volterra.log_likelihood"
-    theta, theta_unbatched = _check_theta(theta, owner)
-    x, x_unbatched = as_batch(x, x_dim, name="x", owner=owner, dtype=torch.float64)
-    _check_rows(theta, x, owner)
+    theta, theta_shape = positive_parameters(theta, parameter_labels, owner=owner)
+    x, x_shape = flatten_batch(x, x_dim, name="x", owner=owner, dtype=torch.float64)
+    batch_shape = broadcast_rows(
+        theta_shape, x_shape, (theta_dim, x_dim), names=("theta", "x"), owner=owner
+    )
+    # Solve once per row of theta, then pair the rows by broadcasting.
+    log_mean = unflatten_batch(_log_mean(theta), theta_shape)
+    x = unflatten_batch(x, x_shape)
     log_x = torch.where(x > 0, x, 1.0).log()
-    z = (log_x - _log_mean(theta)) / noise_scale
+    z = (log_x - log_mean) / noise_scale
     log_pdf = -0.5 * z.square() - math.log(noise_scale * math.sqrt(2 * math.pi)) - log_x
     log_pdf = torch.where(x > 0, log_pdf, -math.inf)
     out = log_pdf.sum(dim=-1)
     out = torch.where(out.isnan(), -math.inf, out).to(theta.dtype)
-    return out[0] if theta_unbatched and x_unbatched else out
+    return out.expand(batch_shape).contiguous()
+
+
+spec = SimulatorSpec(
+    name="lotka_volterra",
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=log_likelihood,
+    sample_posterior=None,
+)

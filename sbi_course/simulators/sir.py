@@ -47,9 +47,16 @@ import math
 import torch
 from torch import Tensor
 
-from sbi_course._validation import as_batch, check_generator, check_positive
+from sbi_course._validation import (
+    broadcast_rows,
+    check_generator,
+    flatten_batch,
+    positive_parameters,
+    unflatten_batch,
+)
 from sbi_course.priors import LogNormalPrior
 from sbi_course.simulators._ode import solve_batch
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -64,6 +71,7 @@ __all__ = [
     "solve",
     "simulate",
     "log_likelihood",
+    "spec",
 ]
 
 theta_dim: int = 2
@@ -102,20 +110,6 @@ def _rhs(t: Tensor, y: Tensor, rates: Tensor) -> Tensor:
     return torch.stack([-infections, infections - recoveries, recoveries], dim=-1)
 
 
-def _check_theta(theta: Tensor, owner: str) -> tuple[Tensor, bool]:
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=owner)
-    check_positive(theta, owner, parameter_labels)
-    return theta, unbatched
-
-
-def _check_rows(theta: Tensor, x: Tensor, owner: str) -> None:
-    if theta.shape[0] != x.shape[0] and 1 not in (theta.shape[0], x.shape[0]):
-        raise ValueError(
-            f"theta and x for {owner} must have the same number of rows (or one of them one "
-            f"row), got shapes {tuple(theta.shape)} and {tuple(x.shape)}"
-        )
-
-
 def _solve(theta: Tensor, at: Tensor, rtol: float, atol: float, max_steps: int) -> Tensor:
     """Compartments at the times ``at`` (which end on day 160), float64, shape (N, T, 3)."""
     theta = theta.to(torch.float64)
@@ -145,39 +139,39 @@ def solve(
     """The noise-free epidemic: S, I, R (people) on each of the days 0, 1, ..., 160.
 
     Args:
-        theta: parameters (beta, gamma), shape (N, 2) or (2,); positive.
+        theta: parameters (beta, gamma), shape (*, 2); positive.
         rtol: relative tolerance of the ODE solver.
         atol: absolute tolerance of the ODE solver, in people.
         max_steps: step budget per trajectory; a trajectory that needs more gives NaN.
 
     Returns:
-        Compartments of shape (N, 161, 3) (or (161, 3) for unbatched ``theta``), last axis
+        Compartments of shape (*, 161, 3), the batch shape of ``theta``, last axis
         (S, I, R), in the dtype of ``theta``; NaN rows where the ODE solve failed.
 
     Raises:
         ValueError: if ``theta`` has the wrong shape, NaN entries or non-positive values.
     """
-    theta, unbatched = _check_theta(theta, "sir.solve")
+    theta, batch_shape = positive_parameters(theta, parameter_labels, owner="sir.solve")
     y = _solve(theta, times, rtol, atol, max_steps).to(theta.dtype)
-    return y[0] if unbatched else y
+    return unflatten_batch(y, batch_shape)
 
 
 def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Noisy counts of infected people among 1,000 tested on days 0, 17, ..., 153.
 
     Args:
-        theta: parameters (beta, gamma), shape (N, 2) or (2,); positive.
+        theta: parameters (beta, gamma), shape (*, 2); positive.
         generator: random number generator for the binomial draws.
 
     Returns:
-        x of shape (N, 10) (or (10,)), integer counts in the dtype of ``theta``; rows of NaN
-        where the ODE solve failed.
+        x of shape (*, 10), the batch shape of ``theta``, integer counts in the dtype of
+        ``theta``; rows of NaN where the ODE solve failed.
 
     Raises:
         ValueError: if ``theta`` has the wrong shape, NaN entries or non-positive values.
     """
     check_generator(generator, "sir.simulate")
-    theta, unbatched = _check_theta(theta, "sir.simulate")
+    theta, batch_shape = positive_parameters(theta, parameter_labels, owner="sir.simulate")
     probs = _infected_fraction(theta)
     failed = probs.isnan().any(dim=-1)
     # torch.binomial draws exactly (not by a normal approximation) and takes the generator.
@@ -185,29 +179,34 @@ def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     x = torch.binomial(trials, probs.nan_to_num(0.0), generator=generator)
     x[failed] = float("nan")
     x = x.to(theta.dtype)
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     r"""Exact log-likelihood :math:`\sum_j \log \mathrm{Binomial}(x_j;\, 1000,\, I(t_j)/N)`.
 
     Args:
-        theta: parameters (beta, gamma), shape (N, 2) or (2,); positive.
-        x: counts, shape (N, 10), (1, 10) or (10,); a single row of ``theta`` or ``x`` is
-            paired with every row of the other.
+        theta: parameters (beta, gamma), shape (*, 2); positive.
+        x: counts, shape (*, 10); the batch shapes must broadcast: a single row of ``theta``
+            or ``x`` is paired with every row of the other.
 
     Returns:
-        Log-likelihoods, shape (N,) (a scalar when both inputs are unbatched), in the dtype of
+        Log-likelihoods of the broadcast batch shape ((N,) for (N, ...) inputs), in the dtype of
         ``theta``. Counts that are not integers in 0..1000 have likelihood 0 (``-inf``), and so
         do parameters whose ODE solve fails.
 
     Raises:
         ValueError: on wrong shapes, NaN entries or non-positive parameters.
     """
-    theta, theta_unbatched = _check_theta(theta, "sir.log_likelihood")
-    x, x_unbatched = as_batch(x, x_dim, name="x", owner="sir.log_likelihood", dtype=torch.float64)
-    _check_rows(theta, x, "sir.log_likelihood")
-    probs = _infected_fraction(theta)
+    owner = "sir.log_likelihood"
+    theta, theta_shape = positive_parameters(theta, parameter_labels, owner=owner)
+    x, x_shape = flatten_batch(x, x_dim, name="x", owner=owner, dtype=torch.float64)
+    batch_shape = broadcast_rows(
+        theta_shape, x_shape, (theta_dim, x_dim), names=("theta", "x"), owner=owner
+    )
+    # Solve once per row of theta, then pair the rows by broadcasting.
+    probs = unflatten_batch(_infected_fraction(theta), theta_shape)
+    x = unflatten_batch(x, x_shape)
     n = float(num_tested)
     log_choose = math.lgamma(n + 1) - torch.lgamma(x + 1) - torch.lgamma(n - x + 1)
     log_pmf = log_choose + torch.xlogy(x, probs) + torch.xlogy(n - x, 1 - probs)
@@ -215,4 +214,16 @@ def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     log_pmf = torch.where(valid, log_pmf, -math.inf)
     out = log_pmf.sum(dim=-1)
     out = torch.where(out.isnan(), -math.inf, out).to(theta.dtype)
-    return out[0] if theta_unbatched and x_unbatched else out
+    return out.expand(batch_shape).contiguous()
+
+
+spec = SimulatorSpec(
+    name="sir",
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=log_likelihood,
+    sample_posterior=None,
+)

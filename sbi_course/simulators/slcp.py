@@ -33,8 +33,14 @@ import math
 import torch
 from torch import Tensor
 
-from sbi_course._validation import as_batch, check_generator
+from sbi_course._validation import (
+    check_generator,
+    flatten_batch,
+    paired_batches,
+    unflatten_batch,
+)
 from sbi_course.priors import BoxUniform
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -44,6 +50,7 @@ __all__ = [
     "simulate",
     "log_likelihood",
     "mean_and_covariance",
+    "spec",
 ]
 
 theta_dim: int = 5
@@ -65,9 +72,12 @@ def mean_and_covariance(theta: Tensor) -> tuple[Tensor, Tensor]:
     """The Gaussian's mean, shape (N, 2), and covariance, shape (N, 2, 2), for each row.
 
     Args:
-        theta: parameters, shape (N, 5) or (5,).
+        theta: parameters, shape (*, 5).
+
+    Returns:
+        ``(mean, cov)`` of shapes (*, 2) and (*, 2, 2).
     """
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
+    theta, batch_shape = flatten_batch(theta, theta_dim, name="theta", owner=_NAME)
     mean = theta[:, :2]
     s1, s2 = theta[:, 2] ** 2, theta[:, 3] ** 2
     rho = torch.tanh(theta[:, 4])
@@ -78,7 +88,7 @@ def mean_and_covariance(theta: Tensor) -> tuple[Tensor, Tensor]:
         ),
         dim=-2,
     )
-    return (mean[0], cov[0]) if unbatched else (mean, cov)
+    return unflatten_batch(mean, batch_shape), unflatten_batch(cov, batch_shape)
 
 
 def _cholesky(cov: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -98,15 +108,15 @@ def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Simulate four 2-D Gaussian draws per parameter row, flattened.
 
     Args:
-        theta: parameters, shape (N, 5) or (5,).
+        theta: parameters, shape (*, 5): (N, 5), (5,) or any batch shape.
         generator: random number generator for the noise.
 
     Returns:
-        Data ``x`` of shape (N, 8) (or (8,) for unbatched input): draw ``j`` is
+        Data ``x`` of shape (*, 8), the batch shape of ``theta``: draw ``j`` is
         ``x[..., 2 * j : 2 * j + 2]``.
     """
     check_generator(generator, _NAME)
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
+    theta, batch_shape = flatten_batch(theta, theta_dim, name="theta", owner=_NAME)
     mean, cov = mean_and_covariance(theta)
     l11, l21, l22 = (v.to(theta.dtype)[:, None] for v in _cholesky(cov))
     eps = torch.randn(theta.shape[0], NUM_DRAWS, 2, generator=generator, dtype=theta.dtype)
@@ -114,21 +124,26 @@ def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     first = mean[:, None, 0] + l11 * eps[..., 0]
     second = mean[:, None, 1] + l21 * eps[..., 0] + l22 * eps[..., 1]
     x = torch.stack((first, second), dim=-1).reshape(theta.shape[0], x_dim)
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     r"""Exact :math:`\log p(x \mid \theta) = \sum_{j=1}^4 \log N(x_j; m, S)`, shape (N,).
 
     Args:
-        theta: parameters, shape (N, 5) or (5,).
-        x: data, shape (N, 8) or (8,); a single ``x`` is broadcast against all ``theta``.
+        theta: parameters, shape (*, 5).
+        x: data, shape (*, 8); the batch shapes must broadcast (equal, or one a single row).
 
     Returns:
-        Log-likelihoods of shape (N,) (a scalar tensor when both inputs are unbatched).
+        Log-likelihoods of the broadcast batch shape: (N,) for (N, ...) inputs, a scalar
+        tensor when both inputs are unbatched.
+
+    Raises:
+        ValueError: when the rows of ``theta`` and ``x`` do not pair up.
     """
-    theta, theta_unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
-    x, x_unbatched = as_batch(x, x_dim, name="x", owner=_NAME, dtype=theta.dtype)
+    theta, x, batch_shape = paired_batches(
+        theta, x, (theta_dim, x_dim), owner=f"{_NAME}.log_likelihood"
+    )
     mean, cov = mean_and_covariance(theta)
     l11, l21, l22 = (v[:, None] for v in _cholesky(cov))
     draws = x.reshape(x.shape[0], NUM_DRAWS, 2).to(torch.float64)
@@ -138,5 +153,16 @@ def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     e2 = (draws[..., 1] - mean[..., 1] - l21 * e1) / l22
     log_det = torch.log(l11) + torch.log(l22)
     log_lik = (-0.5 * (e1**2 + e2**2) - log_det - math.log(2 * math.pi)).sum(dim=-1)
-    log_lik = log_lik.to(theta.dtype)
-    return log_lik[0] if (theta_unbatched and x_unbatched) else log_lik
+    return unflatten_batch(log_lik.to(theta.dtype), batch_shape)
+
+
+spec = SimulatorSpec(
+    name=_NAME,
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=log_likelihood,
+    sample_posterior=None,
+)

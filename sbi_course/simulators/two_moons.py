@@ -35,8 +35,17 @@ import math
 import torch
 from torch import Tensor
 
-from sbi_course._validation import as_batch, check_generator
+from sbi_course._validation import (
+    check_count,
+    check_generator,
+    check_memory,
+    flatten_batch,
+    paired_batches,
+    single_observation,
+    unflatten_batch,
+)
 from sbi_course.priors import BoxUniform
+from sbi_course.simulators._spec import SimulatorSpec
 
 __all__ = [
     "theta_dim",
@@ -46,6 +55,7 @@ __all__ = [
     "simulate",
     "log_likelihood",
     "sample_posterior",
+    "spec",
 ]
 
 theta_dim: int = 2
@@ -83,18 +93,18 @@ def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Simulate two-moons data.
 
     Args:
-        theta: parameters, shape (N, 2) or (2,).
+        theta: parameters, shape (*, 2): (N, 2), (2,) or any leading batch shape.
         generator: random number generator for the noise.
 
     Returns:
-        Data ``x`` of shape (N, 2), or (2,) for unbatched input.
+        Data ``x`` of shape (*, 2), the batch shape of ``theta``.
     """
     check_generator(generator, _NAME)
-    theta, unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
+    theta, batch_shape = flatten_batch(theta, theta_dim, name="theta", owner=_NAME)
     p = _sample_moon(theta.shape[0], generator, theta.dtype)
     z0, z1 = _rotate(theta)
     x = p + torch.stack((-z0.abs(), z1), dim=-1)
-    return x[0] if unbatched else x
+    return unflatten_batch(x, batch_shape)
 
 
 def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
@@ -113,14 +123,19 @@ def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
     for its reference posteriors, which come from :func:`sample_posterior`'s exact method.
 
     Args:
-        theta: parameters, shape (N, 2) or (2,).
-        x: data, shape (N, 2) or (2,); a single ``x`` is broadcast against all ``theta``.
+        theta: parameters, shape (*, 2).
+        x: data, shape (*, 2); the batch shapes must broadcast (equal, or one a single row).
 
     Returns:
-        Log-likelihoods of shape (N,) (a scalar tensor when both inputs are unbatched).
+        Log-likelihoods of the broadcast batch shape: (N,) for (N, 2) inputs, a scalar
+        tensor when both inputs are (2,).
+
+    Raises:
+        ValueError: when the rows of ``theta`` and ``x`` do not pair up.
     """
-    theta, theta_unbatched = as_batch(theta, theta_dim, name="theta", owner=_NAME)
-    x, x_unbatched = as_batch(x, x_dim, name="x", owner=_NAME, dtype=theta.dtype)
+    theta, x, batch_shape = paired_batches(
+        theta, x, (theta_dim, x_dim), owner=f"{_NAME}.log_likelihood"
+    )
     z0, z1 = _rotate(theta)
     u = x[..., 0] + z0.abs() - OFFSET
     v = x[..., 1] - z1
@@ -132,7 +147,7 @@ def log_likelihood(theta: Tensor, x: Tensor) -> Tensor:
         - 0.5 * math.log(2 * math.pi)
     )
     log_lik = log_radius_density - math.log(math.pi) - torch.log(rho)
-    return log_lik[0] if (theta_unbatched and x_unbatched) else log_lik
+    return unflatten_batch(log_lik, batch_shape)
 
 
 def sample_posterior(
@@ -162,10 +177,18 @@ def sample_posterior(
     Returns:
         Posterior samples of shape (num_samples, 2).
     """
-    check_generator(generator, _NAME)
-    x_o = _single_observation(x_o)
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be positive for {_NAME}, got {num_samples}")
+    owner = f"{_NAME}.sample_posterior"
+    check_generator(generator, owner)
+    x_o = single_observation(x_o, x_dim, owner=owner)
+    num_samples = check_count(num_samples, "num_samples", owner)
+    max_proposals = check_count(max_proposals, "max_proposals", owner)
+    itemsize = x_o.element_size()
+    check_memory(
+        num_samples * theta_dim * itemsize,
+        what=f"{num_samples} posterior samples",
+        owner=owner,
+        argument="num_samples",
+    )
     accepted: list[Tensor] = []
     num_accepted, num_proposed = 0, 0
     c, s = math.cos(math.pi / 4), math.sin(math.pi / 4)
@@ -190,12 +213,13 @@ def sample_posterior(
     return torch.cat(accepted)[:num_samples]
 
 
-def _single_observation(x_o: Tensor) -> Tensor:
-    """Return ``x_o`` as shape (2,), accepting (2,) or (1, 2)."""
-    x_o, _ = as_batch(x_o, x_dim, name="x_o", owner=_NAME)
-    if x_o.shape[0] != 1:
-        raise ValueError(
-            f"x_o must be a single observation of shape (2,) or (1, 2) for {_NAME}, "
-            f"got {tuple(x_o.shape)}"
-        )
-    return x_o[0]
+spec = SimulatorSpec(
+    name=_NAME,
+    theta_dim=theta_dim,
+    x_dim=x_dim,
+    parameter_labels=parameter_labels,
+    prior=prior,
+    simulate=simulate,
+    log_likelihood=log_likelihood,
+    sample_posterior=sample_posterior,
+)
