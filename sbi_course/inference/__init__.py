@@ -6,7 +6,10 @@
 * :mod:`~sbi_course.inference.posterior`: the :class:`Posterior` interface every method returns;
 * :mod:`~sbi_course.inference.npe`: neural posterior estimation;
 * :mod:`~sbi_course.inference.nle`, :mod:`~sbi_course.inference.nre`: neural likelihood and
-  ratio estimation, sampled with :mod:`~sbi_course.inference.mcmc`.
+  ratio estimation, sampled with :mod:`~sbi_course.inference.mcmc`;
+* :mod:`~sbi_course.inference.fmpe`, :mod:`~sbi_course.inference.npse`: flow matching and
+  score-based (diffusion) posterior estimation, continuous flows sampled by an ODE
+  (:mod:`~sbi_course.inference.continuous_flow`, :mod:`~sbi_course.inference.vector_field`).
 
 Example:
     >>> import torch
@@ -30,6 +33,10 @@ __all__ = [
     "Posterior",
     "NPE",
     "NPEPosterior",
+    "FMPE",
+    "FMPEPosterior",
+    "NPSE",
+    "NPSEPosterior",
 ]
 
 # Names loaded on first use, so that importing the training loop does not import every method.
@@ -39,6 +46,10 @@ _LAZY = {
     "NPEPosterior": "npe",
     "NLE": "nle",
     "NRE": "nre",
+    "FMPE": "fmpe",
+    "FMPEPosterior": "fmpe",
+    "NPSE": "npse",
+    "NPSEPosterior": "npse",
 }
 
 
@@ -48,7 +59,18 @@ def __getattr__(name: str):
         value = getattr(module, name)
         globals()[name] = value
         return value
-    if name in ("npe", "nle", "nre", "mcmc", "posterior", "training"):
+    if name in (
+        "npe",
+        "nle",
+        "nre",
+        "mcmc",
+        "posterior",
+        "training",
+        "fmpe",
+        "npse",
+        "continuous_flow",
+        "vector_field",
+    ):
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module
