@@ -177,9 +177,10 @@ def test_fmpe_checks_its_inputs_and_drops_nan_rows():
     with pytest.raises(RuntimeError, match="train"):
         fmpe.posterior(torch.zeros(2))
     theta, x = task.sample_joint(100, generator=torch.Generator().manual_seed(0))
-    x[:7] = float("nan")
+    x_nan = x.clone()
+    x_nan[:7] = float("nan")
     with pytest.warns(UserWarning, match="dropped 7 of 100"):
-        fmpe.train(theta, x, max_num_epochs=1, show_progress=False)
+        fmpe.train(theta, x_nan, max_num_epochs=1, show_progress=False)
     with pytest.raises(ValueError, match=r"theta for FMPE.train must have shape \(N, 2\)"):
         fmpe.train(theta[:, :1], x, max_num_epochs=1, show_progress=False)
     with pytest.raises(ValueError, match="generator"):
@@ -196,7 +197,7 @@ def test_fmpe_checks_its_inputs_and_drops_nan_rows():
 def two_moons_fmpe():
     task = tasks.get("two_moons")
     g = torch.Generator().manual_seed(0)
-    theta, x = task.sample_joint(1000, generator=g)
+    theta, x = task.sample_joint(500, generator=g)
     fmpe = FMPE(task.prior, hidden_features=64, num_blocks=2)
     fmpe.train(theta, x, generator=g, show_progress=False)
     return task, theta, x, fmpe
