@@ -473,8 +473,9 @@ ALGORITHMS.update(
                 "sbi_course",
                 "NPE",
                 _run_course_vector_field("fmpe"),
-                "sbi_course.inference.FMPE (residual MLP 3x128, time embedding, straight paths), "
-                "default training, sampled by Dormand-Prince; beside the paper's NPE",
+                "sbi_course.inference.FMPE (residual MLP, 3 blocks of 64, time embedding, "
+                "straight paths), default training, sampled by Dormand-Prince; "
+                "beside the paper's NPE",
             ),
             Algorithm(
                 "npse",
