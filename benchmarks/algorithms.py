@@ -19,6 +19,11 @@ The course's algorithms (``sbi_course``):
 * ``npe``, ``nle``, ``nre``: :mod:`sbi_course.inference` with their default networks and
   training settings; NLE and NRE sample with the package's MCMC defaults.
 
+Flow matching and score-based estimators (group ``vector_field``): ``fmpe`` and ``npse``
+(:mod:`sbi_course.inference.fmpe`, :mod:`sbi_course.inference.npse`, defaults, sampled by the
+probability-flow ODE) beside ``sbi_fmpe`` and ``sbi_npse`` (``sbi``'s ``FMPE`` and ``NPSE``
+with its defaults).
+
 The ``sbi`` library's (version 0.27), with its defaults: ``sbi_npe`` (NPE with a MAF),
 ``sbi_npe_nsf`` (NPE with a neural spline flow), ``sbi_nle`` (MAF likelihood, slice-sampling
 MCMC) and ``sbi_nre`` (NRE-B classifier, slice-sampling MCMC). Its TensorBoard logging is
