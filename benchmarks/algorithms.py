@@ -478,7 +478,7 @@ ALGORITHMS.update(
                 "sbi_course",
                 "NPE",
                 _run_course_vector_field("fmpe"),
-                "sbi_course.inference.FMPE (residual MLP, 3 blocks of 64, time embedding, "
+                "sbi_course.inference.FMPE (residual MLP, 3 blocks of 128, time embedding, "
                 "straight paths), default training, sampled by Dormand-Prince; "
                 "beside the paper's NPE",
             ),

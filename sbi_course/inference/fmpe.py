@@ -90,9 +90,10 @@ from sbi_course.inference.vector_field import VectorFieldNet
 
 __all__ = ["FMPE", "FMPEPosterior", "flow_matching_loss", "TRAINING_DEFAULTS", "auto_batch_size"]
 
-#: The network's default width: 64 units in 3 residual blocks. Sampling costs one network pass
+#: The network's default width: 128 units in 3 residual blocks. Sampling costs one network pass
 #: per ODE stage (about 80 per draw with Dormand-Prince), so the width sets the sampling time:
-#: at 128 units one pass on 10,000 points took four times as long (62 ms against 16 ms of CPU).
+#: at 64 units 10,000 two-moons draws (10^3 simulations) took 1.9 instead of 5.1 CPU seconds on
+#: a loaded machine, but the C2ST rose from 0.61 to 0.71; pass ``hidden_features=64`` for speed.
 #:
 #: Training settings of :meth:`FMPE.train` (and :meth:`~sbi_course.inference.npse.NPSE.train`)
 #: unless overridden. The loss is noisy (a random time and noise per pair), so training runs
@@ -200,7 +201,7 @@ class FMPE:
         self,
         prior: Distribution,
         *,
-        hidden_features: int = 64,
+        hidden_features: int = 128,
         num_blocks: int = 3,
         num_frequencies: int = 8,
         sigma_min: float = 0.0,

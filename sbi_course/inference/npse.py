@@ -161,7 +161,7 @@ class NPSE(FMPE):
         beta_min: float = 0.1,
         beta_max: float = 20.0,
         t_min: float = 1e-3,
-        hidden_features: int = 64,
+        hidden_features: int = 128,
         num_blocks: int = 3,
         num_frequencies: int = 8,
         z_score: bool = True,

@@ -95,7 +95,7 @@ class VectorFieldNet(nn.Module):
         self,
         theta_dim: int,
         x_dim: int,
-        hidden_features: int = 64,
+        hidden_features: int = 128,
         num_blocks: int = 3,
         num_frequencies: int = 8,
         theta_standardize: Standardize | None = None,
