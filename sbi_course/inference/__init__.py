@@ -10,7 +10,10 @@
   ratio estimation, whose posteriors are an :class:`UnnormalizedPosterior`
   (:mod:`~sbi_course.inference.unnormalized`) sampled with :mod:`~sbi_course.inference.mcmc`
   (sampler, initialisation and diagnostics in ``mcmc_sampler``, ``mcmc_init``,
-  ``mcmc_diagnostics``).
+  ``mcmc_diagnostics``);
+* :mod:`~sbi_course.inference.fmpe`, :mod:`~sbi_course.inference.npse`: flow matching and
+  score-based (diffusion) posterior estimation, continuous flows sampled by an ODE
+  (:mod:`~sbi_course.inference.continuous_flow`, :mod:`~sbi_course.inference.vector_field`).
 
 Example:
     >>> import torch
@@ -39,6 +42,10 @@ __all__ = [
     "LikelihoodPosterior",
     "NRE",
     "RatioPosterior",
+    "FMPE",
+    "FMPEPosterior",
+    "NPSE",
+    "NPSEPosterior",
 ]
 
 # Names loaded on first use, so that importing the training loop does not import every method.
@@ -51,6 +58,10 @@ _LAZY = {
     "NRE": "nre",
     "RatioPosterior": "nre",
     "UnnormalizedPosterior": "unnormalized",
+    "FMPE": "fmpe",
+    "FMPEPosterior": "fmpe",
+    "NPSE": "npse",
+    "NPSEPosterior": "npse",
 }
 
 
@@ -60,7 +71,19 @@ def __getattr__(name: str):
         value = getattr(module, name)
         globals()[name] = value
         return value
-    if name in ("npe", "nle", "nre", "mcmc", "posterior", "training", "unnormalized"):
+    if name in (
+        "npe",
+        "nle",
+        "nre",
+        "mcmc",
+        "posterior",
+        "training",
+        "unnormalized",
+        "fmpe",
+        "npse",
+        "continuous_flow",
+        "vector_field",
+    ):
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module
