@@ -195,6 +195,87 @@ def _mean_loss(loss_fn: Callable[..., Tensor], tensors: list[Tensor], batch_size
     return total / num_rows
 
 
+def _check_settings(
+    *,
+    validation_fraction: float,
+    batch_size: int,
+    max_num_epochs: int,
+    stop_after_epochs: int,
+    lr_decay_factor: float | None,
+    learning_rate: float,
+) -> None:
+    """Raise a ValueError naming the first out-of-range setting of :func:`train`."""
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    for name, value in (
+        ("batch_size", batch_size),
+        ("max_num_epochs", max_num_epochs),
+        ("stop_after_epochs", stop_after_epochs),
+    ):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+    if lr_decay_factor is not None and not 0 < lr_decay_factor < 1:
+        raise ValueError(f"lr_decay_factor must be in (0, 1), got {lr_decay_factor}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+
+
+def _split(
+    tensors: list[Tensor], validation_fraction: float, generator: torch.Generator | None
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Training and held-out rows of ``tensors``: at least one of each when both are asked for.
+
+    One shuffle decides the split, so that the held-out rows are a random subset.
+    """
+    num_rows = tensors[0].shape[0]
+    num_validation = int(round(validation_fraction * num_rows))
+    if validation_fraction > 0 and num_rows >= 2:
+        num_validation = min(max(num_validation, 1), num_rows - 1)
+    else:
+        num_validation = 0
+    order = torch.randperm(num_rows, generator=generator)
+    validation_rows, train_rows = order[:num_validation], order[num_validation:]
+    return [t[train_rows] for t in tensors], [t[validation_rows] for t in tensors]
+
+
+def _train_epoch(
+    model: nn.Module,
+    loss_fn: Callable[..., Tensor],
+    train_data: list[Tensor],
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    clip_max_norm: float | None,
+    generator: torch.Generator | None,
+) -> float:
+    """One pass over ``train_data`` in shuffled mini-batches; returns the row-weighted mean loss."""
+    model.train()
+    num_train = train_data[0].shape[0]
+    batch_order = torch.randperm(num_train, generator=generator)
+    total, count = 0.0, 0
+    for start in range(0, num_train, batch_size):
+        rows = batch_order[start : start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(*(t[rows] for t in train_data))
+        loss.backward()
+        if clip_max_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_max_norm, foreach=True)
+        optimizer.step()
+        total += float(loss.detach()) * rows.shape[0]
+        count += rows.shape[0]
+    return total / count
+
+
+def _raise_diverged(description: str, num_epochs: int, learning_rate: float) -> None:
+    """Not one epoch had a finite loss: the weights are NaN or meaningless; never hand them back
+    silently."""
+    raise RuntimeError(
+        f"{description}: training diverged, the loss was NaN or infinite in every one of "
+        f"{num_epochs} epochs. Try a smaller learning_rate (now "
+        f"{learning_rate}), standardised (z-scored) data, and check the training data for "
+        "NaN, infinite or huge values; the network's weights are not usable"
+    )
+
+
 def train(
     model: nn.Module,
     loss_fn: Callable[..., Tensor],
@@ -245,32 +326,18 @@ def train(
     """
     check_generator(generator, "train")
     tensors = _check_tensors(tensors)
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    for name, value in (
-        ("batch_size", batch_size),
-        ("max_num_epochs", max_num_epochs),
-        ("stop_after_epochs", stop_after_epochs),
-    ):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
-    if lr_decay_factor is not None and not 0 < lr_decay_factor < 1:
-        raise ValueError(f"lr_decay_factor must be in (0, 1), got {lr_decay_factor}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    _check_settings(
+        validation_fraction=validation_fraction,
+        batch_size=batch_size,
+        max_num_epochs=max_num_epochs,
+        stop_after_epochs=stop_after_epochs,
+        lr_decay_factor=lr_decay_factor,
+        learning_rate=learning_rate,
+    )
 
     start_time = time.perf_counter()
-    num_rows = tensors[0].shape[0]
-    num_validation = int(round(validation_fraction * num_rows))
-    if validation_fraction > 0 and num_rows >= 2:
-        num_validation = min(max(num_validation, 1), num_rows - 1)
-    else:
-        num_validation = 0
-    # One shuffle decides the split, so that the held-out rows are a random subset.
-    order = torch.randperm(num_rows, generator=generator)
-    validation_rows, train_rows = order[:num_validation], order[num_validation:]
-    train_data = [t[train_rows] for t in tensors]
-    validation_data = [t[validation_rows] for t in tensors]
+    train_data, validation_data = _split(tensors, validation_fraction, generator)
+    num_validation = validation_data[0].shape[0]
     num_train = train_data[0].shape[0]
     batch_size = min(int(batch_size), num_train)
 
@@ -281,20 +348,11 @@ def train(
 
     bar = tqdm(range(max_num_epochs), desc=description, disable=not show_progress, leave=False)
     for epoch in bar:
-        model.train()
-        batch_order = torch.randperm(num_train, generator=generator)
-        total, count = 0.0, 0
-        for start in range(0, num_train, batch_size):
-            rows = batch_order[start : start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(*(t[rows] for t in train_data))
-            loss.backward()
-            if clip_max_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_max_norm, foreach=True)
-            optimizer.step()
-            total += float(loss.detach()) * rows.shape[0]
-            count += rows.shape[0]
-        history.train_loss.append(total / count)
+        history.train_loss.append(
+            _train_epoch(
+                model, loss_fn, train_data, optimizer, batch_size, clip_max_norm, generator
+            )
+        )
 
         model.eval()
         if num_validation > 0:
@@ -325,14 +383,7 @@ def train(
     bar.close()
 
     if best_state is None:
-        # Not one epoch with a finite loss: the weights are NaN or meaningless; never hand
-        # them back silently.
-        raise RuntimeError(
-            f"{description}: training diverged, the loss was NaN or infinite in every one of "
-            f"{len(history.train_loss)} epochs. Try a smaller learning_rate (now "
-            f"{learning_rate}), standardised (z-scored) data, and check the training data for "
-            "NaN, infinite or huge values; the network's weights are not usable"
-        )
+        _raise_diverged(description, len(history.train_loss), learning_rate)
     model.load_state_dict(best_state)
     model.eval()
     history.wall_time = time.perf_counter() - start_time
