@@ -178,6 +178,45 @@ def _checked_start(
     return theta, log_p
 
 
+class _SliceAxes:
+    """The directions slice sampling steps along and the bracket width on each, tuned in warm-up.
+
+    The directions start as the coordinate axes; the spread of the initial states gives a first
+    guess of the width along each (or ``width`` when given).
+    """
+
+    def __init__(self, theta: Tensor, width: Tensor | float | None) -> None:
+        num_chains, dim = theta.shape
+        self.directions = torch.eye(dim, dtype=theta.dtype)
+        if width is None:
+            spread = 2.0 * theta.std(dim=0) if num_chains > 1 else torch.zeros(dim)
+            width = torch.where(spread > 0, spread, torch.ones_like(spread)).to(theta)
+        self.width = torch.as_tensor(width, dtype=theta.dtype).expand(dim).clone()
+        self.mean_jump, self.num_jumps = torch.zeros(dim, dtype=theta.dtype), 0
+
+    def rotate(self, covariance: Tensor) -> None:
+        """Slice along the principal axes of ``covariance`` (D, D) from now on.
+
+        A correlated target is then explored much faster. Left unchanged when the covariance
+        is not positive definite.
+        """
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        if torch.isfinite(eigenvalues).all() and (eigenvalues > 0).all():
+            self.directions = eigenvectors.T.contiguous()
+            self.width = 2.5 * eigenvalues.sqrt()
+            self.mean_jump, self.num_jumps = torch.zeros_like(self.mean_jump), 0
+
+    def record_jump(self, theta: Tensor, previous: Tensor) -> None:
+        """Tune the width to the running mean jump along each direction (states of shape (C, D)).
+
+        A slice through a Gaussian is about 3 mean jumps wide.
+        """
+        jump = ((theta - previous) @ self.directions.T).abs().mean(dim=0)
+        self.num_jumps += 1
+        self.mean_jump += (jump - self.mean_jump) / self.num_jumps
+        self.width = torch.where(self.mean_jump > 0, 3.0 * self.mean_jump, self.width)
+
+
 def run_mcmc(
     log_prob_fn: LogProbFn,
     initial_theta: Tensor,
@@ -223,28 +262,27 @@ def run_mcmc(
     )
     num_chains, dim = theta.shape
 
-    # Slice directions start as the coordinate axes; the spread of the initial states gives a
-    # first guess of the width along each.
-    directions = torch.eye(dim, dtype=theta.dtype)
-    if width is None:
-        spread = 2.0 * theta.std(dim=0) if num_chains > 1 else torch.zeros(dim)
-        width = torch.where(spread > 0, spread, torch.ones_like(spread)).to(theta)
-    width = torch.as_tensor(width, dtype=theta.dtype).expand(dim).clone()
+    slice_axes = _SliceAxes(theta, width)
     # Metropolis-Hastings proposal: scale * chol(covariance), 2.38^2 / D is optimal for
     # Gaussian targets (Roberts et al., 1997).
     log_scale = math.log(2.38 / math.sqrt(dim))
-    covariance = torch.diag(width**2 / 4)
+    covariance = torch.diag(slice_axes.width**2 / 4)
 
     num_steps = warmup_steps + thin * num_samples_per_chain
     warmup_history, kept, kept_log_p = [], [], []
-    mean_jump, num_jumps = torch.zeros(dim, dtype=theta.dtype), 0
     num_accepted, num_proposed, num_evaluations = 0, 0, 0
     for step in tqdm(range(num_steps), desc=f"MCMC ({method})", disable=not show_progress):
         warming_up = step < warmup_steps
         previous = theta
         if method == "slice":
             theta, log_p, evaluations = _slice_sweep(
-                log_prob_fn, theta, log_p, directions, width, max_steps_out, generator
+                log_prob_fn,
+                theta,
+                log_p,
+                slice_axes.directions,
+                slice_axes.width,
+                max_steps_out,
+                generator,
             )
             num_evaluations += evaluations
         else:
@@ -269,19 +307,9 @@ def run_mcmc(
                 # Robbins-Monro: nudge the scale towards an acceptance rate of 0.234.
                 log_scale += (float(accept.float().mean()) - 0.234) / math.sqrt(step + 1)
             elif step + 1 == warmup_steps // 2 and step + 1 >= 20:
-                # Halfway through warm-up, slice along the principal axes of the chains'
-                # covariance: a correlated target is then explored much faster.
-                eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-                if torch.isfinite(eigenvalues).all() and (eigenvalues > 0).all():
-                    directions = eigenvectors.T.contiguous()
-                    width = 2.5 * eigenvalues.sqrt()
-                    mean_jump, num_jumps = torch.zeros_like(mean_jump), 0
+                slice_axes.rotate(covariance)
             else:
-                # A slice through a Gaussian is about 3 mean jumps wide: tune the width to it.
-                jump = ((theta - previous) @ directions.T).abs().mean(dim=0)
-                num_jumps += 1
-                mean_jump += (jump - mean_jump) / num_jumps
-                width = torch.where(mean_jump > 0, 3.0 * mean_jump, width)
+                slice_axes.record_jump(theta, previous)
         elif (step - warmup_steps + 1) % thin == 0:
             kept.append(theta)
             kept_log_p.append(log_p)
