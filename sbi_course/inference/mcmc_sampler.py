@@ -35,6 +35,51 @@ def _safe_log_prob(log_prob_fn: LogProbFn, theta: Tensor) -> Tensor:
     return torch.nan_to_num(value, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
 
 
+def _step_out(
+    along: Callable[[Tensor, Tensor, Tensor], Tensor],
+    v: Tensor,
+    log_y: Tensor,
+    w: Tensor,
+    max_steps_out: int,
+    uniform: Callable[[int], Tensor],
+) -> tuple[Tensor, Tensor]:
+    """A bracket ``[left, right]`` around ``s = 0`` on every chain's line, Neal (2003), Fig. 3.
+
+    The bracket of width ``w`` is placed at random around ``s = 0``, then stepped out until
+    both ends leave the slice ``{s : along(chains, v, s) > log_y}`` (at most
+    ``max_steps_out`` steps in all). Both ends of all chains are tested in one call of
+    ``along``.
+
+    Args:
+        along: ``(chains, v, s) -> log-density`` at ``theta[chains] + s v``, for chain
+            indices and offsets of shape (M,).
+        v: the direction, shape (D,).
+        log_y: height of each chain's slice, shape (C,).
+        w: bracket width along this direction (a scalar tensor).
+        max_steps_out: the most steps per chain, both ends together.
+        uniform: ``n -> U(0, 1)`` draws of shape (n,).
+
+    Returns:
+        The left and right ends, each of shape (C,).
+    """
+    num_chains = log_y.shape[0]
+    left = -w * uniform(num_chains)
+    ends = torch.stack([left, left + w])  # (2, C): row 0 the left ends, row 1 the right
+    steps_left = torch.floor(max_steps_out * uniform(num_chains))
+    steps = torch.stack([steps_left, (max_steps_out - 1) - steps_left])
+    direction = torch.tensor([-1.0, 1.0], dtype=log_y.dtype)
+    active = torch.nonzero(steps > 0)  # rows (end, chain)
+    while active.numel() > 0:
+        end, chain = active.unbind(1)
+        inside = along(chain, v, ends[end, chain]) >= log_y[chain]
+        end, chain = end[inside], chain[inside]
+        ends[end, chain] += direction[end] * w
+        steps[end, chain] -= 1
+        more = steps[end, chain] > 0
+        active = torch.stack([end[more], chain[more]], dim=1)
+    return ends[0], ends[1]
+
+
 def _slice_sweep(
     log_prob_fn: LogProbFn,
     theta: Tensor,
@@ -64,24 +109,7 @@ def _slice_sweep(
     for v, w in zip(directions, width, strict=True):
         # The slice {s : log p(theta + s v) > log_y}, under a uniform height below log p.
         log_y = log_p + torch.log(1.0 - uniform(num_chains))
-        # A bracket [left, right] of the tuned width placed at random around s = 0 ...
-        left = -w * uniform(num_chains)
-        ends = torch.stack([left, left + w])  # (2, C): row 0 the left ends, row 1 the right
-        # ... stepped out until both ends leave the slice (at most max_steps_out steps in all).
-        # Both ends of all chains are tested in one call of log_prob_fn.
-        steps_left = torch.floor(max_steps_out * uniform(num_chains))
-        steps = torch.stack([steps_left, (max_steps_out - 1) - steps_left])
-        direction = torch.tensor([-1.0, 1.0], dtype=theta.dtype)
-        active = torch.nonzero(steps > 0)  # rows (end, chain)
-        while active.numel() > 0:
-            end, chain = active.unbind(1)
-            inside = along(chain, v, ends[end, chain]) >= log_y[chain]
-            end, chain = end[inside], chain[inside]
-            ends[end, chain] += direction[end] * w
-            steps[end, chain] -= 1
-            more = steps[end, chain] > 0
-            active = torch.stack([end[more], chain[more]], dim=1)
-        left, right = ends[0], ends[1]
+        left, right = _step_out(along, v, log_y, w, max_steps_out, uniform)
         # Shrinkage: draw uniformly in the bracket and shrink it towards s = 0 after each miss;
         # s = 0 is inside the slice, so this ends (the cap guards against round-off).
         active = torch.arange(num_chains)
