@@ -14,7 +14,8 @@ from torch.distributions import Distribution
 
 from sbi_course._validation import check_generator
 from sbi_course.density import ConditionalDensityEstimator, build_estimator
-from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
+from sbi_course.inference.invalid import drop_invalid
+from sbi_course.inference.training import TrainingHistory, seeded_init, train
 
 __all__ = ["NeuralInference", "DensityInference"]
 

@@ -36,7 +36,6 @@ import contextlib
 import copy
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +44,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from sbi_course._validation import check_generator
+from sbi_course.inference.invalid import drop_invalid  # re-exported: its former home
 
 __all__ = ["TrainingHistory", "train", "drop_invalid", "seeded_init"]
 
@@ -76,58 +76,6 @@ class TrainingHistory:
         """The lowest validation loss (the training loss without a validation set)."""
         losses = self.validation_loss or self.train_loss
         return losses[self.best_epoch - 1] if losses else math.nan
-
-
-def drop_invalid(theta: Tensor, x: Tensor, owner: str) -> tuple[Tensor, Tensor]:
-    """Remove simulations whose parameters or data contain NaN or infinite values.
-
-    Simulators in this course return a NaN row when a simulation fails (an ODE solver that
-    diverges, a population that dies out); such rows carry no information a density
-    estimator could use, so they are dropped, and a warning says how many.
-
-    Args:
-        theta: parameters, shape (N, D).
-        x: simulated data, shape (N, L), row-aligned with ``theta``.
-        owner: who asks (``"NPE"``), used in messages.
-
-    Returns:
-        ``(theta, x)`` without the invalid rows, as floating-point tensors.
-
-    Raises:
-        ValueError: when the inputs are not 2-D, have different numbers of rows, or no valid
-            row is left.
-    """
-    tensors = []
-    for name, value in (("theta", theta), ("x", x)):
-        value = torch.as_tensor(value)
-        if not value.is_floating_point():
-            value = value.to(torch.get_default_dtype())
-        if value.ndim != 2:
-            hint = " (use .reshape(-1, 1) for a single dimension)" if value.ndim == 1 else ""
-            raise ValueError(
-                f"{name} for {owner} must have shape (N, dim), got {tuple(value.shape)}{hint}"
-            )
-        tensors.append(value)
-    theta, x = tensors
-    if theta.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"theta and x for {owner} must have the same number of rows, got "
-            f"{theta.shape[0]} and {x.shape[0]}"
-        )
-    valid = torch.isfinite(theta).all(dim=1) & torch.isfinite(x).all(dim=1)
-    num_invalid = int((~valid).sum())
-    if num_invalid == theta.shape[0]:
-        raise ValueError(
-            f"{owner} has no valid simulations: all {theta.shape[0]} rows contain NaN or inf"
-        )
-    if num_invalid > 0:
-        warnings.warn(
-            f"{owner}: dropped {num_invalid} of {theta.shape[0]} simulations that contain NaN "
-            f"or infinite values",
-            stacklevel=2,
-        )
-        theta, x = theta[valid], x[valid]
-    return theta, x
 
 
 @contextlib.contextmanager
@@ -265,6 +213,52 @@ def _train_epoch(
     return total / count
 
 
+class _Patience:
+    """Early stopping and learning-rate decay: keeps the best weights and counts the epochs
+    since the loss last improved.
+
+    Args:
+        stop_after_epochs: epochs without improvement after which training should stop.
+        lr_decay_factor: multiply the learning rate by this factor after every
+            ``lr_decay_patience`` epochs without improvement (``None``: never).
+        lr_decay_patience: epochs without improvement before each decay.
+    """
+
+    def __init__(
+        self, stop_after_epochs: int, lr_decay_factor: float | None, lr_decay_patience: int
+    ) -> None:
+        self.stop_after_epochs = stop_after_epochs
+        self.lr_decay_factor = lr_decay_factor
+        self.lr_decay_patience = lr_decay_patience
+        self.best_loss = math.inf
+        self.best_state: dict | None = None
+        self.epochs_since_best = 0
+        self.epochs_since_decay = 0
+
+    def update(self, loss: float, model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
+        """Record one epoch's ``loss``; True when it improved (the model's weights are kept).
+
+        A NaN loss never counts as an improvement, so the last finite weights are kept.
+        """
+        improved = loss < self.best_loss
+        if improved:
+            self.best_loss, self.epochs_since_best, self.epochs_since_decay = loss, 0, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.epochs_since_best += 1
+            self.epochs_since_decay += 1
+        if self.lr_decay_factor is not None and self.epochs_since_decay >= self.lr_decay_patience:
+            for group in optimizer.param_groups:
+                group["lr"] *= self.lr_decay_factor
+            self.epochs_since_decay = 0
+        return improved
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the loss has not improved for ``stop_after_epochs`` epochs."""
+        return self.epochs_since_best >= self.stop_after_epochs
+
+
 def _raise_diverged(description: str, num_epochs: int, learning_rate: float) -> None:
     """Not one epoch had a finite loss: the weights are NaN or meaningless; never hand them back
     silently."""
@@ -343,8 +337,7 @@ def train(
 
     optimizer = _adam(model.parameters(), learning_rate)
     history = TrainingHistory()
-    best_loss, best_state, epochs_since_best = math.inf, None, 0
-    epochs_since_decay = 0
+    patience = _Patience(stop_after_epochs, lr_decay_factor, lr_decay_patience)
 
     bar = tqdm(range(max_num_epochs), desc=description, disable=not show_progress, leave=False)
     for epoch in bar:
@@ -362,29 +355,19 @@ def train(
             current = history.train_loss[-1]
         history.epochs = epoch + 1
 
-        # A NaN loss never counts as an improvement, so the last finite weights are kept.
-        if current < best_loss:
-            best_loss, epochs_since_best, epochs_since_decay = current, 0, 0
-            best_state = copy.deepcopy(model.state_dict())
+        if patience.update(current, model, optimizer):
             history.best_epoch = epoch + 1
-        else:
-            epochs_since_best += 1
-            epochs_since_decay += 1
-        if lr_decay_factor is not None and epochs_since_decay >= lr_decay_patience:
-            for group in optimizer.param_groups:
-                group["lr"] *= lr_decay_factor
-            epochs_since_decay = 0
-        bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", best=f"{best_loss:.3f}")
+        bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", best=f"{patience.best_loss:.3f}")
 
         out_of_time = max_time is not None and time.perf_counter() - start_time > max_time
-        if epochs_since_best >= stop_after_epochs or out_of_time:
+        if patience.exhausted or out_of_time:
             history.stopped_early = epoch + 1 < max_num_epochs
             break
     bar.close()
 
-    if best_state is None:
+    if patience.best_state is None:
         _raise_diverged(description, len(history.train_loss), learning_rate)
-    model.load_state_dict(best_state)
+    model.load_state_dict(patience.best_state)
     model.eval()
     history.wall_time = time.perf_counter() - start_time
     return history
