@@ -144,22 +144,17 @@ def _mean_loss(loss_fn: Callable[..., Tensor], tensors: list[Tensor], batch_size
 
 
 def _check_settings(
-    *,
     validation_fraction: float,
-    batch_size: int,
-    max_num_epochs: int,
-    stop_after_epochs: int,
-    lr_decay_factor: float | None,
     learning_rate: float,
+    lr_decay_factor: float | None,
+    *,
+    positive_integers: dict[str, int],
 ) -> None:
-    """Raise a ValueError naming the first out-of-range setting of :func:`train`."""
+    """Raise a ValueError naming the first out-of-range setting of :func:`train`;
+    ``positive_integers`` maps the names of the integer settings to their values."""
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    for name, value in (
-        ("batch_size", batch_size),
-        ("max_num_epochs", max_num_epochs),
-        ("stop_after_epochs", stop_after_epochs),
-    ):
+    for name, value in positive_integers.items():
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value}")
     if lr_decay_factor is not None and not 0 < lr_decay_factor < 1:
@@ -321,12 +316,14 @@ def train(
     check_generator(generator, "train")
     tensors = _check_tensors(tensors)
     _check_settings(
-        validation_fraction=validation_fraction,
-        batch_size=batch_size,
-        max_num_epochs=max_num_epochs,
-        stop_after_epochs=stop_after_epochs,
-        lr_decay_factor=lr_decay_factor,
-        learning_rate=learning_rate,
+        validation_fraction,
+        learning_rate,
+        lr_decay_factor,
+        positive_integers={
+            "batch_size": batch_size,
+            "max_num_epochs": max_num_epochs,
+            "stop_after_epochs": stop_after_epochs,
+        },
     )
 
     start_time = time.perf_counter()
