@@ -162,6 +162,12 @@ def _within_chain_covariance(history: Tensor) -> Tensor:
     return cov
 
 
+def _recent_covariance(warmup_history: list[Tensor]) -> Tensor:
+    """Within-chain covariance (D, D) of the second half of the warm-up states (C, D) so far."""
+    recent = torch.stack(warmup_history[len(warmup_history) // 2 :], dim=1)
+    return _within_chain_covariance(recent)
+
+
 def _checked_start(
     log_prob_fn: LogProbFn,
     initial_theta: Tensor,
@@ -325,17 +331,17 @@ def run_mcmc(
 
         if warming_up:
             warmup_history.append(theta)
-            # The within-chain covariance of the second quarter of warm-up on (and, for MH,
-            # refreshed every 10 steps after that).
-            refresh = step + 1 >= warmup_steps // 2 and (step + 1 - warmup_steps // 2) % 10 == 0
-            if step + 1 >= 20 and (refresh if method == "mh" else step + 1 == warmup_steps // 2):
-                recent = torch.stack(warmup_history[len(warmup_history) // 2 :], dim=1)
-                covariance = _within_chain_covariance(recent)
+            # From halfway through warm-up on (at least 20 steps in), the covariance of the
+            # second half of the warm-up states so far shapes the moves: MH refreshes it every
+            # 10 steps, slice sampling turns to its principal axes once.
+            halfway = warmup_steps // 2
             if method == "mh":
+                if step + 1 >= max(20, halfway) and (step + 1 - halfway) % 10 == 0:
+                    covariance = _recent_covariance(warmup_history)
                 # Robbins-Monro: nudge the scale towards an acceptance rate of 0.234.
                 log_scale += (float(accept.float().mean()) - 0.234) / math.sqrt(step + 1)
-            elif step + 1 == warmup_steps // 2 and step + 1 >= 20:
-                slice_axes.rotate(covariance)
+            elif step + 1 == halfway and step + 1 >= 20:
+                slice_axes.rotate(_recent_covariance(warmup_history))
             else:
                 slice_axes.record_jump(theta, previous)
         elif (step - warmup_steps + 1) % thin == 0:
