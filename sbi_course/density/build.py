@@ -38,6 +38,21 @@ ESTIMATORS: dict[str, tuple[type[ConditionalDensityEstimator], dict]] = {
 }
 
 
+def _check_data(name: str, inputs: Tensor, context: Tensor) -> None:
+    """Raise a ValueError for an unknown estimator ``name`` or data that are not row-aligned
+    (N, D) and (N, C) matrices."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown density estimator {name!r}; choose one of {sorted(ESTIMATORS)}")
+    for label, value in (("inputs", inputs), ("context", context)):
+        if value.ndim != 2:
+            raise ValueError(f"build_estimator needs {label} of shape (N, dim), got {value.shape}")
+    if inputs.shape[0] != context.shape[0]:
+        raise ValueError(
+            f"inputs and context need the same number of rows, got {inputs.shape[0]} and "
+            f"{context.shape[0]}"
+        )
+
+
 def build_estimator(
     name: str,
     inputs: Tensor,
@@ -68,16 +83,7 @@ def build_estimator(
     Raises:
         ValueError: for an unknown name or badly shaped data.
     """
-    if name not in ESTIMATORS:
-        raise ValueError(f"unknown density estimator {name!r}; choose one of {sorted(ESTIMATORS)}")
-    for label, value in (("inputs", inputs), ("context", context)):
-        if value.ndim != 2:
-            raise ValueError(f"build_estimator needs {label} of shape (N, dim), got {value.shape}")
-    if inputs.shape[0] != context.shape[0]:
-        raise ValueError(
-            f"inputs and context need the same number of rows, got {inputs.shape[0]} and "
-            f"{context.shape[0]}"
-        )
+    _check_data(name, inputs, context)
     cls, defaults = ESTIMATORS[name]
     input_dim, context_dim = inputs.shape[1], context.shape[1]
     input_standardize = (

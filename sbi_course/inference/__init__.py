@@ -1,8 +1,9 @@
 """Neural simulation-based inference: NPE, NLE, NRE and the pieces they share.
 
 * :mod:`~sbi_course.inference.training`: the training loop (validation split, Adam, gradient
-  clipping, early stopping, progress bar), :func:`drop_invalid` for failed simulations and
-  :func:`seeded_init` for reproducible weight initialisation;
+  clipping, early stopping, progress bar) and :func:`seeded_init` for reproducible weight
+  initialisation; :mod:`~sbi_course.inference.invalid`: :func:`drop_invalid` for failed
+  simulations;
 * :mod:`~sbi_course.inference.posterior`: :class:`Posterior`, the torch distribution every
   method returns;
 * :mod:`~sbi_course.inference.npe`: neural posterior estimation;
@@ -27,7 +28,8 @@ from __future__ import annotations
 
 import importlib
 
-from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
+from sbi_course.inference.invalid import drop_invalid
+from sbi_course.inference.training import TrainingHistory, seeded_init, train
 
 __all__ = [
     "train",

@@ -14,7 +14,8 @@ from torch.distributions import Distribution
 
 from sbi_course._validation import check_generator
 from sbi_course.density import ConditionalDensityEstimator, build_estimator
-from sbi_course.inference.training import TrainingHistory, drop_invalid, seeded_init, train
+from sbi_course.inference.invalid import drop_invalid
+from sbi_course.inference.training import TrainingHistory, seeded_init, train
 
 __all__ = ["NeuralInference", "DensityInference"]
 
@@ -119,6 +120,10 @@ class DensityInference(NeuralInference):
         **estimator_kwargs: hyperparameters for the builder.
     """
 
+    #: The variable the estimator models: ``"theta"`` given ``x`` (NPE) or ``"x"`` given
+    #: ``theta`` (NLE).
+    modelled: str = "theta"
+
     def __init__(
         self,
         prior: Distribution,
@@ -135,6 +140,28 @@ class DensityInference(NeuralInference):
             )
         self.density_estimator = density_estimator
         self.estimator_kwargs = estimator_kwargs
+
+    def _prepare(self, theta: Tensor, x: Tensor, generator: torch.Generator | None):
+        """The estimator of the modelled variable given the other, and the pairs in its dtype."""
+        roles = ("parameters theta", "data x")
+        if self.modelled == "theta":
+            estimator = self._estimator_for(theta, x, generator, roles)
+        else:
+            estimator = self._estimator_for(x, theta, generator, roles[::-1])
+        return estimator, theta.to(estimator.dtype), x.to(estimator.dtype)
+
+    def _loss(self, estimator: ConditionalDensityEstimator):
+        r"""The negative mean log-density of the modelled variable given the other:
+        :math:`-\frac1B \sum_i \log q(\theta_i \mid x_i)` for NPE,
+        :math:`-\frac1B \sum_i \log q(x_i \mid \theta_i)` for NLE."""
+        swap = self.modelled != "theta"
+
+        def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
+            if swap:
+                return -estimator.log_prob(x_batch, theta_batch).mean()
+            return -estimator.log_prob(theta_batch, x_batch).mean()
+
+        return loss
 
     def _estimator_for(
         self,

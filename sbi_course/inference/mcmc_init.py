@@ -83,9 +83,22 @@ def initial_chains(
         weight = torch.softmax(log_weight, dim=0)
         rows = torch.multinomial(weight, num_chains, replacement=True, generator=generator)
         return candidates[rows]
-    group_size = num_candidates // num_chains
-    groups = log_weight[: group_size * num_chains].reshape(num_chains, group_size)
-    best = groups.argmax(dim=1) + group_size * torch.arange(num_chains)
-    # A group without any state of positive density falls back to the best state overall.
-    best = torch.where(torch.isfinite(log_weight[best]), best, log_weight.argmax())
-    return candidates[best]
+    return candidates[_best_of_groups(log_weight, num_chains)]
+
+
+def _best_of_groups(log_weight: Tensor, num_groups: int) -> Tensor:
+    """Index of the highest weight in each of ``num_groups`` consecutive groups of candidates.
+
+    Args:
+        log_weight: log importance weights of the candidates, shape (K,), K >= ``num_groups``;
+            a tail of fewer than ``num_groups`` candidates is left out.
+        num_groups: number of groups C.
+
+    Returns:
+        Indices into the candidates, shape (C,). A group without any state of positive
+        density falls back to the best state overall.
+    """
+    group_size = log_weight.shape[0] // num_groups
+    groups = log_weight[: group_size * num_groups].reshape(num_groups, group_size)
+    best = groups.argmax(dim=1) + group_size * torch.arange(num_groups)
+    return torch.where(torch.isfinite(log_weight[best]), best, log_weight.argmax())

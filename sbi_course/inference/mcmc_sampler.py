@@ -35,6 +35,51 @@ def _safe_log_prob(log_prob_fn: LogProbFn, theta: Tensor) -> Tensor:
     return torch.nan_to_num(value, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
 
 
+def _step_out(
+    along: Callable[[Tensor, Tensor, Tensor], Tensor],
+    v: Tensor,
+    log_y: Tensor,
+    w: Tensor,
+    max_steps_out: int,
+    uniform: Callable[[int], Tensor],
+) -> tuple[Tensor, Tensor]:
+    """A bracket ``[left, right]`` around ``s = 0`` on every chain's line, Neal (2003), Fig. 3.
+
+    The bracket of width ``w`` is placed at random around ``s = 0``, then stepped out until
+    both ends leave the slice ``{s : along(chains, v, s) > log_y}`` (at most
+    ``max_steps_out`` steps in all). Both ends of all chains are tested in one call of
+    ``along``.
+
+    Args:
+        along: ``(chains, v, s) -> log-density`` at ``theta[chains] + s v``, for chain
+            indices and offsets of shape (M,).
+        v: the direction, shape (D,).
+        log_y: height of each chain's slice, shape (C,).
+        w: bracket width along this direction (a scalar tensor).
+        max_steps_out: the most steps per chain, both ends together.
+        uniform: ``n -> U(0, 1)`` draws of shape (n,).
+
+    Returns:
+        The left and right ends, each of shape (C,).
+    """
+    num_chains = log_y.shape[0]
+    left = -w * uniform(num_chains)
+    ends = torch.stack([left, left + w])  # (2, C): row 0 the left ends, row 1 the right
+    steps_left = torch.floor(max_steps_out * uniform(num_chains))
+    steps = torch.stack([steps_left, (max_steps_out - 1) - steps_left])
+    direction = torch.tensor([-1.0, 1.0], dtype=log_y.dtype)
+    active = torch.nonzero(steps > 0)  # rows (end, chain)
+    while active.numel() > 0:
+        end, chain = active.unbind(1)
+        inside = along(chain, v, ends[end, chain]) >= log_y[chain]
+        end, chain = end[inside], chain[inside]
+        ends[end, chain] += direction[end] * w
+        steps[end, chain] -= 1
+        more = steps[end, chain] > 0
+        active = torch.stack([end[more], chain[more]], dim=1)
+    return ends[0], ends[1]
+
+
 def _slice_sweep(
     log_prob_fn: LogProbFn,
     theta: Tensor,
@@ -64,24 +109,7 @@ def _slice_sweep(
     for v, w in zip(directions, width, strict=True):
         # The slice {s : log p(theta + s v) > log_y}, under a uniform height below log p.
         log_y = log_p + torch.log(1.0 - uniform(num_chains))
-        # A bracket [left, right] of the tuned width placed at random around s = 0 ...
-        left = -w * uniform(num_chains)
-        ends = torch.stack([left, left + w])  # (2, C): row 0 the left ends, row 1 the right
-        # ... stepped out until both ends leave the slice (at most max_steps_out steps in all).
-        # Both ends of all chains are tested in one call of log_prob_fn.
-        steps_left = torch.floor(max_steps_out * uniform(num_chains))
-        steps = torch.stack([steps_left, (max_steps_out - 1) - steps_left])
-        direction = torch.tensor([-1.0, 1.0], dtype=theta.dtype)
-        active = torch.nonzero(steps > 0)  # rows (end, chain)
-        while active.numel() > 0:
-            end, chain = active.unbind(1)
-            inside = along(chain, v, ends[end, chain]) >= log_y[chain]
-            end, chain = end[inside], chain[inside]
-            ends[end, chain] += direction[end] * w
-            steps[end, chain] -= 1
-            more = steps[end, chain] > 0
-            active = torch.stack([end[more], chain[more]], dim=1)
-        left, right = ends[0], ends[1]
+        left, right = _step_out(along, v, log_y, w, max_steps_out, uniform)
         # Shrinkage: draw uniformly in the bracket and shrink it towards s = 0 after each miss;
         # s = 0 is inside the slice, so this ends (the cap guards against round-off).
         active = torch.arange(num_chains)
@@ -134,6 +162,12 @@ def _within_chain_covariance(history: Tensor) -> Tensor:
     return cov
 
 
+def _recent_covariance(warmup_history: list[Tensor]) -> Tensor:
+    """Within-chain covariance (D, D) of the second half of the warm-up states (C, D) so far."""
+    recent = torch.stack(warmup_history[len(warmup_history) // 2 :], dim=1)
+    return _within_chain_covariance(recent)
+
+
 def _checked_start(
     log_prob_fn: LogProbFn,
     initial_theta: Tensor,
@@ -176,6 +210,45 @@ def _checked_start(
             "or NaN); start from states inside the support (see initial_chains)"
         )
     return theta, log_p
+
+
+class _SliceAxes:
+    """The directions slice sampling steps along and the bracket width on each, tuned in warm-up.
+
+    The directions start as the coordinate axes; the spread of the initial states gives a first
+    guess of the width along each (or ``width`` when given).
+    """
+
+    def __init__(self, theta: Tensor, width: Tensor | float | None) -> None:
+        num_chains, dim = theta.shape
+        self.directions = torch.eye(dim, dtype=theta.dtype)
+        if width is None:
+            spread = 2.0 * theta.std(dim=0) if num_chains > 1 else torch.zeros(dim)
+            width = torch.where(spread > 0, spread, torch.ones_like(spread)).to(theta)
+        self.width = torch.as_tensor(width, dtype=theta.dtype).expand(dim).clone()
+        self.mean_jump, self.num_jumps = torch.zeros(dim, dtype=theta.dtype), 0
+
+    def rotate(self, covariance: Tensor) -> None:
+        """Slice along the principal axes of ``covariance`` (D, D) from now on.
+
+        A correlated target is then explored much faster. Left unchanged when the covariance
+        is not positive definite.
+        """
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        if torch.isfinite(eigenvalues).all() and (eigenvalues > 0).all():
+            self.directions = eigenvectors.T.contiguous()
+            self.width = 2.5 * eigenvalues.sqrt()
+            self.mean_jump, self.num_jumps = torch.zeros_like(self.mean_jump), 0
+
+    def record_jump(self, theta: Tensor, previous: Tensor) -> None:
+        """Tune the width to the running mean jump along each direction (states of shape (C, D)).
+
+        A slice through a Gaussian is about 3 mean jumps wide.
+        """
+        jump = ((theta - previous) @ self.directions.T).abs().mean(dim=0)
+        self.num_jumps += 1
+        self.mean_jump += (jump - self.mean_jump) / self.num_jumps
+        self.width = torch.where(self.mean_jump > 0, 3.0 * self.mean_jump, self.width)
 
 
 def run_mcmc(
@@ -223,28 +296,27 @@ def run_mcmc(
     )
     num_chains, dim = theta.shape
 
-    # Slice directions start as the coordinate axes; the spread of the initial states gives a
-    # first guess of the width along each.
-    directions = torch.eye(dim, dtype=theta.dtype)
-    if width is None:
-        spread = 2.0 * theta.std(dim=0) if num_chains > 1 else torch.zeros(dim)
-        width = torch.where(spread > 0, spread, torch.ones_like(spread)).to(theta)
-    width = torch.as_tensor(width, dtype=theta.dtype).expand(dim).clone()
+    slice_axes = _SliceAxes(theta, width)
     # Metropolis-Hastings proposal: scale * chol(covariance), 2.38^2 / D is optimal for
     # Gaussian targets (Roberts et al., 1997).
     log_scale = math.log(2.38 / math.sqrt(dim))
-    covariance = torch.diag(width**2 / 4)
+    covariance = torch.diag(slice_axes.width**2 / 4)
 
     num_steps = warmup_steps + thin * num_samples_per_chain
     warmup_history, kept, kept_log_p = [], [], []
-    mean_jump, num_jumps = torch.zeros(dim, dtype=theta.dtype), 0
     num_accepted, num_proposed, num_evaluations = 0, 0, 0
     for step in tqdm(range(num_steps), desc=f"MCMC ({method})", disable=not show_progress):
         warming_up = step < warmup_steps
         previous = theta
         if method == "slice":
             theta, log_p, evaluations = _slice_sweep(
-                log_prob_fn, theta, log_p, directions, width, max_steps_out, generator
+                log_prob_fn,
+                theta,
+                log_p,
+                slice_axes.directions,
+                slice_axes.width,
+                max_steps_out,
+                generator,
             )
             num_evaluations += evaluations
         else:
@@ -259,29 +331,19 @@ def run_mcmc(
 
         if warming_up:
             warmup_history.append(theta)
-            # The within-chain covariance of the second quarter of warm-up on (and, for MH,
-            # refreshed every 10 steps after that).
-            refresh = step + 1 >= warmup_steps // 2 and (step + 1 - warmup_steps // 2) % 10 == 0
-            if step + 1 >= 20 and (refresh if method == "mh" else step + 1 == warmup_steps // 2):
-                recent = torch.stack(warmup_history[len(warmup_history) // 2 :], dim=1)
-                covariance = _within_chain_covariance(recent)
+            # From halfway through warm-up on (at least 20 steps in), the covariance of the
+            # second half of the warm-up states so far shapes the moves: MH refreshes it every
+            # 10 steps, slice sampling turns to its principal axes once.
+            halfway = warmup_steps // 2
             if method == "mh":
+                if step + 1 >= max(20, halfway) and (step + 1 - halfway) % 10 == 0:
+                    covariance = _recent_covariance(warmup_history)
                 # Robbins-Monro: nudge the scale towards an acceptance rate of 0.234.
                 log_scale += (float(accept.float().mean()) - 0.234) / math.sqrt(step + 1)
-            elif step + 1 == warmup_steps // 2 and step + 1 >= 20:
-                # Halfway through warm-up, slice along the principal axes of the chains'
-                # covariance: a correlated target is then explored much faster.
-                eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-                if torch.isfinite(eigenvalues).all() and (eigenvalues > 0).all():
-                    directions = eigenvectors.T.contiguous()
-                    width = 2.5 * eigenvalues.sqrt()
-                    mean_jump, num_jumps = torch.zeros_like(mean_jump), 0
+            elif step + 1 == halfway and step + 1 >= 20:
+                slice_axes.rotate(_recent_covariance(warmup_history))
             else:
-                # A slice through a Gaussian is about 3 mean jumps wide: tune the width to it.
-                jump = ((theta - previous) @ directions.T).abs().mean(dim=0)
-                num_jumps += 1
-                mean_jump += (jump - mean_jump) / num_jumps
-                width = torch.where(mean_jump > 0, 3.0 * mean_jump, width)
+                slice_axes.record_jump(theta, previous)
         elif (step - warmup_steps + 1) % thin == 0:
             kept.append(theta)
             kept_log_p.append(log_p)

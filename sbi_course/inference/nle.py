@@ -81,6 +81,8 @@ class NLE(DensityInference):
     """
 
     name = "NLE"
+    # The roles of NPE are swapped: x is the modelled variable, theta the context.
+    modelled = "x"
 
     def __init__(
         self,
@@ -91,19 +93,6 @@ class NLE(DensityInference):
         super().__init__(prior, density_estimator, **estimator_kwargs)
 
     training_defaults = TRAINING_DEFAULTS
-
-    def _prepare(self, theta: Tensor, x: Tensor, generator: torch.Generator | None):
-        # The roles of NPE are swapped: x is the modelled variable, theta the context.
-        estimator = self._estimator_for(x, theta, generator, ("data x", "parameters theta"))
-        return estimator, theta.to(estimator.dtype), x.to(estimator.dtype)
-
-    def _loss(self, estimator: ConditionalDensityEstimator):
-        r"""NLE's loss :math:`-\frac1B \sum_i \log q(x_i \mid \theta_i)`."""
-
-        def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
-            return -estimator.log_prob(x_batch, theta_batch).mean()
-
-        return loss
 
     def posterior(self, x_o: Tensor, **mcmc_kwargs) -> LikelihoodPosterior:
         """The MCMC posterior for one observation, or for K independent ones.

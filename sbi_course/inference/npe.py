@@ -111,18 +111,6 @@ class NPE(DensityInference):
             settings["batch_size"] = auto_batch_size(len(theta))
         return settings
 
-    def _prepare(self, theta: Tensor, x: Tensor, generator: torch.Generator | None):
-        estimator = self._estimator_for(theta, x, generator, ("parameters theta", "data x"))
-        return estimator, theta.to(estimator.dtype), x.to(estimator.dtype)
-
-    def _loss(self, estimator: ConditionalDensityEstimator):
-        r"""NPE's loss :math:`-\frac1B \sum_i \log q(\theta_i \mid x_i)`."""
-
-        def loss(theta_batch: Tensor, x_batch: Tensor) -> Tensor:
-            return -estimator.log_prob(theta_batch, x_batch).mean()
-
-        return loss
-
     def posterior(self, x_o: Tensor, **kwargs) -> NPEPosterior:
         """The posterior for one observation, or for several at once.
 

@@ -36,7 +36,6 @@ import contextlib
 import copy
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +44,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from sbi_course._validation import check_generator
+from sbi_course.inference.invalid import drop_invalid  # re-exported: its former home
 
 __all__ = ["TrainingHistory", "train", "drop_invalid", "seeded_init"]
 
@@ -76,58 +76,6 @@ class TrainingHistory:
         """The lowest validation loss (the training loss without a validation set)."""
         losses = self.validation_loss or self.train_loss
         return losses[self.best_epoch - 1] if losses else math.nan
-
-
-def drop_invalid(theta: Tensor, x: Tensor, owner: str) -> tuple[Tensor, Tensor]:
-    """Remove simulations whose parameters or data contain NaN or infinite values.
-
-    Simulators in this course return a NaN row when a simulation fails (an ODE solver that
-    diverges, a population that dies out); such rows carry no information a density
-    estimator could use, so they are dropped, and a warning says how many.
-
-    Args:
-        theta: parameters, shape (N, D).
-        x: simulated data, shape (N, L), row-aligned with ``theta``.
-        owner: who asks (``"NPE"``), used in messages.
-
-    Returns:
-        ``(theta, x)`` without the invalid rows, as floating-point tensors.
-
-    Raises:
-        ValueError: when the inputs are not 2-D, have different numbers of rows, or no valid
-            row is left.
-    """
-    tensors = []
-    for name, value in (("theta", theta), ("x", x)):
-        value = torch.as_tensor(value)
-        if not value.is_floating_point():
-            value = value.to(torch.get_default_dtype())
-        if value.ndim != 2:
-            hint = " (use .reshape(-1, 1) for a single dimension)" if value.ndim == 1 else ""
-            raise ValueError(
-                f"{name} for {owner} must have shape (N, dim), got {tuple(value.shape)}{hint}"
-            )
-        tensors.append(value)
-    theta, x = tensors
-    if theta.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"theta and x for {owner} must have the same number of rows, got "
-            f"{theta.shape[0]} and {x.shape[0]}"
-        )
-    valid = torch.isfinite(theta).all(dim=1) & torch.isfinite(x).all(dim=1)
-    num_invalid = int((~valid).sum())
-    if num_invalid == theta.shape[0]:
-        raise ValueError(
-            f"{owner} has no valid simulations: all {theta.shape[0]} rows contain NaN or inf"
-        )
-    if num_invalid > 0:
-        warnings.warn(
-            f"{owner}: dropped {num_invalid} of {theta.shape[0]} simulations that contain NaN "
-            f"or infinite values",
-            stacklevel=2,
-        )
-        theta, x = theta[valid], x[valid]
-    return theta, x
 
 
 @contextlib.contextmanager
@@ -195,6 +143,128 @@ def _mean_loss(loss_fn: Callable[..., Tensor], tensors: list[Tensor], batch_size
     return total / num_rows
 
 
+def _check_settings(
+    validation_fraction: float,
+    learning_rate: float,
+    lr_decay_factor: float | None,
+    *,
+    positive_integers: dict[str, int],
+) -> None:
+    """Raise a ValueError naming the first out-of-range setting of :func:`train`;
+    ``positive_integers`` maps the names of the integer settings to their values."""
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    for name, value in positive_integers.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+    if lr_decay_factor is not None and not 0 < lr_decay_factor < 1:
+        raise ValueError(f"lr_decay_factor must be in (0, 1), got {lr_decay_factor}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+
+
+def _split(
+    tensors: list[Tensor], validation_fraction: float, generator: torch.Generator | None
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Training and held-out rows of ``tensors``: at least one of each when both are asked for.
+
+    One shuffle decides the split, so that the held-out rows are a random subset.
+    """
+    num_rows = tensors[0].shape[0]
+    num_validation = int(round(validation_fraction * num_rows))
+    if validation_fraction > 0 and num_rows >= 2:
+        num_validation = min(max(num_validation, 1), num_rows - 1)
+    else:
+        num_validation = 0
+    order = torch.randperm(num_rows, generator=generator)
+    validation_rows, train_rows = order[:num_validation], order[num_validation:]
+    return [t[train_rows] for t in tensors], [t[validation_rows] for t in tensors]
+
+
+def _train_epoch(
+    model: nn.Module,
+    loss_fn: Callable[..., Tensor],
+    train_data: list[Tensor],
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    clip_max_norm: float | None,
+    generator: torch.Generator | None,
+) -> float:
+    """One pass over ``train_data`` in shuffled mini-batches; returns the row-weighted mean loss."""
+    model.train()
+    num_train = train_data[0].shape[0]
+    batch_order = torch.randperm(num_train, generator=generator)
+    total, count = 0.0, 0
+    for start in range(0, num_train, batch_size):
+        rows = batch_order[start : start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(*(t[rows] for t in train_data))
+        loss.backward()
+        if clip_max_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_max_norm, foreach=True)
+        optimizer.step()
+        total += float(loss.detach()) * rows.shape[0]
+        count += rows.shape[0]
+    return total / count
+
+
+class _Patience:
+    """Early stopping and learning-rate decay: keeps the best weights and counts the epochs
+    since the loss last improved.
+
+    Args:
+        stop_after_epochs: epochs without improvement after which training should stop.
+        lr_decay_factor: multiply the learning rate by this factor after every
+            ``lr_decay_patience`` epochs without improvement (``None``: never).
+        lr_decay_patience: epochs without improvement before each decay.
+    """
+
+    def __init__(
+        self, stop_after_epochs: int, lr_decay_factor: float | None, lr_decay_patience: int
+    ) -> None:
+        self.stop_after_epochs = stop_after_epochs
+        self.lr_decay_factor = lr_decay_factor
+        self.lr_decay_patience = lr_decay_patience
+        self.best_loss = math.inf
+        self.best_state: dict | None = None
+        self.epochs_since_best = 0
+        self.epochs_since_decay = 0
+
+    def update(self, loss: float, model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
+        """Record one epoch's ``loss``; True when it improved (the model's weights are kept).
+
+        A NaN loss never counts as an improvement, so the last finite weights are kept.
+        """
+        improved = loss < self.best_loss
+        if improved:
+            self.best_loss, self.epochs_since_best, self.epochs_since_decay = loss, 0, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.epochs_since_best += 1
+            self.epochs_since_decay += 1
+        if self.lr_decay_factor is not None and self.epochs_since_decay >= self.lr_decay_patience:
+            for group in optimizer.param_groups:
+                group["lr"] *= self.lr_decay_factor
+            self.epochs_since_decay = 0
+        return improved
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the loss has not improved for ``stop_after_epochs`` epochs."""
+        return self.epochs_since_best >= self.stop_after_epochs
+
+
+def _raise_diverged(description: str, num_epochs: int, learning_rate: float) -> None:
+    """Not one epoch had a finite loss: the weights are NaN or meaningless; never hand them back
+    silently."""
+    raise RuntimeError(
+        f"{description}: training diverged, the loss was NaN or infinite in every one of "
+        f"{num_epochs} epochs. Try a smaller learning_rate (now "
+        f"{learning_rate}), standardised (z-scored) data, and check the training data for "
+        "NaN, infinite or huge values; the network's weights are not usable"
+    )
+
+
 def train(
     model: nn.Module,
     loss_fn: Callable[..., Tensor],
@@ -245,56 +315,34 @@ def train(
     """
     check_generator(generator, "train")
     tensors = _check_tensors(tensors)
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    for name, value in (
-        ("batch_size", batch_size),
-        ("max_num_epochs", max_num_epochs),
-        ("stop_after_epochs", stop_after_epochs),
-    ):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
-    if lr_decay_factor is not None and not 0 < lr_decay_factor < 1:
-        raise ValueError(f"lr_decay_factor must be in (0, 1), got {lr_decay_factor}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    _check_settings(
+        validation_fraction,
+        learning_rate,
+        lr_decay_factor,
+        positive_integers={
+            "batch_size": batch_size,
+            "max_num_epochs": max_num_epochs,
+            "stop_after_epochs": stop_after_epochs,
+        },
+    )
 
     start_time = time.perf_counter()
-    num_rows = tensors[0].shape[0]
-    num_validation = int(round(validation_fraction * num_rows))
-    if validation_fraction > 0 and num_rows >= 2:
-        num_validation = min(max(num_validation, 1), num_rows - 1)
-    else:
-        num_validation = 0
-    # One shuffle decides the split, so that the held-out rows are a random subset.
-    order = torch.randperm(num_rows, generator=generator)
-    validation_rows, train_rows = order[:num_validation], order[num_validation:]
-    train_data = [t[train_rows] for t in tensors]
-    validation_data = [t[validation_rows] for t in tensors]
+    train_data, validation_data = _split(tensors, validation_fraction, generator)
+    num_validation = validation_data[0].shape[0]
     num_train = train_data[0].shape[0]
     batch_size = min(int(batch_size), num_train)
 
     optimizer = _adam(model.parameters(), learning_rate)
     history = TrainingHistory()
-    best_loss, best_state, epochs_since_best = math.inf, None, 0
-    epochs_since_decay = 0
+    patience = _Patience(stop_after_epochs, lr_decay_factor, lr_decay_patience)
 
     bar = tqdm(range(max_num_epochs), desc=description, disable=not show_progress, leave=False)
     for epoch in bar:
-        model.train()
-        batch_order = torch.randperm(num_train, generator=generator)
-        total, count = 0.0, 0
-        for start in range(0, num_train, batch_size):
-            rows = batch_order[start : start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(*(t[rows] for t in train_data))
-            loss.backward()
-            if clip_max_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_max_norm, foreach=True)
-            optimizer.step()
-            total += float(loss.detach()) * rows.shape[0]
-            count += rows.shape[0]
-        history.train_loss.append(total / count)
+        history.train_loss.append(
+            _train_epoch(
+                model, loss_fn, train_data, optimizer, batch_size, clip_max_norm, generator
+            )
+        )
 
         model.eval()
         if num_validation > 0:
@@ -304,36 +352,19 @@ def train(
             current = history.train_loss[-1]
         history.epochs = epoch + 1
 
-        # A NaN loss never counts as an improvement, so the last finite weights are kept.
-        if current < best_loss:
-            best_loss, epochs_since_best, epochs_since_decay = current, 0, 0
-            best_state = copy.deepcopy(model.state_dict())
+        if patience.update(current, model, optimizer):
             history.best_epoch = epoch + 1
-        else:
-            epochs_since_best += 1
-            epochs_since_decay += 1
-        if lr_decay_factor is not None and epochs_since_decay >= lr_decay_patience:
-            for group in optimizer.param_groups:
-                group["lr"] *= lr_decay_factor
-            epochs_since_decay = 0
-        bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", best=f"{best_loss:.3f}")
+        bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", best=f"{patience.best_loss:.3f}")
 
         out_of_time = max_time is not None and time.perf_counter() - start_time > max_time
-        if epochs_since_best >= stop_after_epochs or out_of_time:
+        if patience.exhausted or out_of_time:
             history.stopped_early = epoch + 1 < max_num_epochs
             break
     bar.close()
 
-    if best_state is None:
-        # Not one epoch with a finite loss: the weights are NaN or meaningless; never hand
-        # them back silently.
-        raise RuntimeError(
-            f"{description}: training diverged, the loss was NaN or infinite in every one of "
-            f"{len(history.train_loss)} epochs. Try a smaller learning_rate (now "
-            f"{learning_rate}), standardised (z-scored) data, and check the training data for "
-            "NaN, infinite or huge values; the network's weights are not usable"
-        )
-    model.load_state_dict(best_state)
+    if patience.best_state is None:
+        _raise_diverged(description, len(history.train_loss), learning_rate)
+    model.load_state_dict(patience.best_state)
     model.eval()
     history.wall_time = time.perf_counter() - start_time
     return history

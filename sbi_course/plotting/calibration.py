@@ -76,29 +76,9 @@ def sbc_rank_plot(
     Raises:
         ValueError: on ranks outside [0, L], an unknown ``kind`` or a bad ``confidence``.
     """
-    r = to_numpy(ranks)
-    r = r[:, None] if r.ndim == 1 else r
+    r, names = _checked_ranks(ranks, num_posterior_samples, kind, confidence, parameter_labels)
     num_ranks = int(num_posterior_samples) + 1
-    if r.ndim != 2 or r.shape[0] == 0:
-        raise ValueError(f"ranks for sbc_rank_plot must have shape (N, D), got {r.shape}")
-    if not np.all(np.isfinite(r)) or r.min() < 0 or r.max() > num_ranks - 1:
-        raise ValueError(
-            f"ranks for sbc_rank_plot must lie in [0, {num_ranks - 1}] "
-            f"(num_posterior_samples={num_posterior_samples})"
-        )
-    if kind not in ("hist", "ecdf"):
-        raise ValueError(f"kind for sbc_rank_plot must be 'hist' or 'ecdf', got {kind!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence for sbc_rank_plot must be in (0, 1), got {confidence}")
     num, dim = r.shape
-    r = r.astype(int)
-    names = (
-        list(parameter_labels)
-        if parameter_labels
-        else [rf"$\theta_{{{i + 1}}}$" for i in range(dim)]
-    )
-    if len(names) != dim:
-        raise ValueError(f"sbc_rank_plot got {len(names)} parameter_labels for D={dim}")
 
     with style():
         cols = min(dim, 4)
@@ -121,6 +101,40 @@ def sbc_rank_plot(
             f"SBC, {num} simulations, L={num_ranks - 1}; {confidence:.0%} {band} band", fontsize=10
         )
     return root_figure(fig)
+
+
+def _checked_ranks(
+    ranks, num_posterior_samples: int, kind: str, confidence: float, parameter_labels
+) -> tuple[np.ndarray, list[str]]:
+    """The ranks of :func:`sbc_rank_plot` as integers of shape (N, D) and the D panel titles.
+
+    Raises:
+        ValueError: on ranks outside [0, L], an unknown ``kind``, a bad ``confidence`` or a
+            number of labels other than D.
+    """
+    r = to_numpy(ranks)
+    r = r[:, None] if r.ndim == 1 else r
+    num_ranks = int(num_posterior_samples) + 1
+    if r.ndim != 2 or r.shape[0] == 0:
+        raise ValueError(f"ranks for sbc_rank_plot must have shape (N, D), got {r.shape}")
+    if not np.all(np.isfinite(r)) or r.min() < 0 or r.max() > num_ranks - 1:
+        raise ValueError(
+            f"ranks for sbc_rank_plot must lie in [0, {num_ranks - 1}] "
+            f"(num_posterior_samples={num_posterior_samples})"
+        )
+    if kind not in ("hist", "ecdf"):
+        raise ValueError(f"kind for sbc_rank_plot must be 'hist' or 'ecdf', got {kind!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence for sbc_rank_plot must be in (0, 1), got {confidence}")
+    dim = r.shape[1]
+    names = (
+        list(parameter_labels)
+        if parameter_labels
+        else [rf"$\theta_{{{i + 1}}}$" for i in range(dim)]
+    )
+    if len(names) != dim:
+        raise ValueError(f"sbc_rank_plot got {len(names)} parameter_labels for D={dim}")
+    return r.astype(int), names
 
 
 def _rank_histogram(ax, r, num_ranks: int, num_bins: int | None, confidence: float) -> None:
@@ -215,6 +229,45 @@ def coverage_plot(
     Returns:
         The figure.
     """
+    levels, curves, labels = _coverage_curves(nominal, empirical, labels)
+    with style():
+        fig, ax = figure_and_axes(ax, (4.0, 4.0))
+        if num_tests:
+            _coverage_band(ax, num_tests, confidence)
+        ax.plot([0, 1], [0, 1], color=TRUTH_COLOR, ls="--", lw=0.9)
+        order = np.argsort(levels)
+        for c in range(curves.shape[1]):
+            label = labels[c] if labels is not None else None
+            ax.plot(
+                levels[order],
+                curves[order, c],
+                marker="o",
+                ms=3,
+                color=PALETTE[c % len(PALETTE)],
+                label=label,
+            )
+        _label_regions(ax)
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="credibility level",
+            ylabel="empirical coverage",
+            aspect="equal",
+        )
+        if labels is not None or num_tests:
+            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 0.08))
+    return fig
+
+
+def _coverage_curves(
+    nominal, empirical, labels: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray, Sequence[str] | None]:
+    """The levels (K,), the curves (K, C) and the labels of :func:`coverage_plot`.
+
+    Raises:
+        ValueError: when the curves do not have one value per level or the labels do not
+            name every curve.
+    """
     levels = to_numpy(nominal).reshape(-1)
     if isinstance(empirical, dict):
         labels = list(empirical) if labels is None else labels
@@ -231,60 +284,32 @@ def coverage_plot(
         )
     if labels is not None and len(labels) != curves.shape[1]:
         raise ValueError(f"coverage_plot got {len(labels)} labels for {curves.shape[1]} curves")
-    with style():
-        fig, ax = figure_and_axes(ax, (4.0, 4.0))
-        grid = np.linspace(0, 1, 201)
-        if num_tests:
-            low = binom.ppf((1 - confidence) / 2, num_tests, grid) / num_tests
-            high = binom.ppf((1 + confidence) / 2, num_tests, grid) / num_tests
-            ax.fill_between(
-                grid,
-                low,
-                high,
-                color=BAND_COLOR,
-                alpha=0.5,
-                lw=0,
-                label=f"{confidence:.0%} band, {num_tests} tests",
-            )
-        ax.plot([0, 1], [0, 1], color=TRUTH_COLOR, ls="--", lw=0.9)
-        order = np.argsort(levels)
-        for c in range(curves.shape[1]):
-            label = labels[c] if labels is not None else None
-            ax.plot(
-                levels[order],
-                curves[order, c],
-                marker="o",
-                ms=3,
-                color=PALETTE[c % len(PALETTE)],
-                label=label,
-            )
+    return levels, curves, labels
+
+
+def _coverage_band(ax, num_tests: int, confidence: float) -> None:
+    """Shade the binomial band a calibrated estimator's coverage from ``num_tests`` tests falls
+    into with probability ``confidence``, at every level on a grid of [0, 1]."""
+    grid = np.linspace(0, 1, 201)
+    low = binom.ppf((1 - confidence) / 2, num_tests, grid) / num_tests
+    high = binom.ppf((1 + confidence) / 2, num_tests, grid) / num_tests
+    ax.fill_between(
+        grid,
+        low,
+        high,
+        color=BAND_COLOR,
+        alpha=0.5,
+        lw=0,
+        label=f"{confidence:.0%} band, {num_tests} tests",
+    )
+
+
+def _label_regions(ax) -> None:
+    """Name the two sides of the diagonal: conservative above, overconfident below."""
+    for x, y, text, align in (
+        (0.04, 0.96, "conservative", {"va": "top"}),
+        (0.96, 0.04, "overconfident", {"ha": "right"}),
+    ):
         ax.text(
-            0.04,
-            0.96,
-            "conservative",
-            transform=ax.transAxes,
-            va="top",
-            color="0.45",
-            style="italic",
-            fontsize=9,
+            x, y, text, transform=ax.transAxes, color="0.45", style="italic", fontsize=9, **align
         )
-        ax.text(
-            0.96,
-            0.04,
-            "overconfident",
-            transform=ax.transAxes,
-            ha="right",
-            color="0.45",
-            style="italic",
-            fontsize=9,
-        )
-        ax.set(
-            xlim=(0, 1),
-            ylim=(0, 1),
-            xlabel="credibility level",
-            ylabel="empirical coverage",
-            aspect="equal",
-        )
-        if labels is not None or num_tests:
-            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 0.08))
-    return fig

@@ -85,14 +85,7 @@ def pairplot(
     dim = sets[0][0].shape[1]
     if lower is None:
         lower = "hist" if len(sets) == 1 else "contour"
-    if diag not in ("hist", "kde"):
-        raise ValueError(f"diag for pairplot must be 'hist' or 'kde', got {diag!r}")
-    if lower not in ("hist", "contour", "scatter"):
-        raise ValueError(
-            f"lower for pairplot must be 'hist', 'contour' or 'scatter', got {lower!r}"
-        )
-    if labels is not None and len(labels) != len(sets):
-        raise ValueError(f"pairplot got {len(labels)} labels for {len(sets)} sample sets")
+    _check_options(diag, lower, labels, len(sets))
     truth = None if true_theta is None else to_numpy(true_theta).reshape(-1)
     if truth is not None and truth.shape[0] != dim:
         raise ValueError(f"true_theta for pairplot must have shape ({dim},), got {truth.shape}")
@@ -119,20 +112,35 @@ def pairplot(
                         _pair(ax, x, y, w, bounds[j], bounds[i], lower, bins, color, max_points)
                 _decorate(ax, i, j, dim, bounds, names, truth)
         if len(sets) > 1 or labels is not None:
-            handles = [
-                Line2D([], [], color=PALETTE[k % len(PALETTE)], lw=3) for k in range(len(sets))
-            ]
-            text = (
-                list(labels) if labels is not None else [f"set {k + 1}" for k in range(len(sets))]
-            )
-            if truth is not None:
-                handles.append(Line2D([], [], color=TRUTH_COLOR, ls="--", lw=1.2))
-                text.append("true")
-            if dim == 1:
-                axes[0, 0].legend(handles, text, loc="upper right")
-            else:
-                fig.legend(handles, text, loc="upper right", bbox_to_anchor=(0.98, 0.98))
+            _legend(fig, axes, len(sets), labels, truth is not None)
     return root_figure(fig)
+
+
+def _legend(fig: Figure, axes, num_sets: int, labels, with_truth: bool) -> None:
+    """One legend entry per sample set (and one for the true parameters): in the only panel
+    of a 1-D plot, at the figure's upper right otherwise."""
+    handles = [Line2D([], [], color=PALETTE[k % len(PALETTE)], lw=3) for k in range(num_sets)]
+    text = list(labels) if labels is not None else [f"set {k + 1}" for k in range(num_sets)]
+    if with_truth:
+        handles.append(Line2D([], [], color=TRUTH_COLOR, ls="--", lw=1.2))
+        text.append("true")
+    if axes.shape[0] == 1:
+        axes[0, 0].legend(handles, text, loc="upper right")
+    else:
+        fig.legend(handles, text, loc="upper right", bbox_to_anchor=(0.98, 0.98))
+
+
+def _check_options(diag: str, lower: str, labels, num_sets: int) -> None:
+    """Raise a ValueError for an unknown ``diag`` or ``lower``, or a label count other than
+    the number of sample sets."""
+    if diag not in ("hist", "kde"):
+        raise ValueError(f"diag for pairplot must be 'hist' or 'kde', got {diag!r}")
+    if lower not in ("hist", "contour", "scatter"):
+        raise ValueError(
+            f"lower for pairplot must be 'hist', 'contour' or 'scatter', got {lower!r}"
+        )
+    if labels is not None and len(labels) != num_sets:
+        raise ValueError(f"pairplot got {len(labels)} labels for {num_sets} sample sets")
 
 
 def _sample_sets(samples, weights) -> list[tuple[np.ndarray, np.ndarray]]:

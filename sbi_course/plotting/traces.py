@@ -56,41 +56,13 @@ def trace_plot(
     Raises:
         ValueError: when the shapes of ``t`` and ``traces`` disagree.
     """
-    values = to_numpy(traces)
-    if values.ndim == 1:
-        values = values[None, None, :]
-    elif values.ndim == 2:
-        values = values[:, None, :]
-    if values.ndim != 3:
-        raise ValueError(
-            f"traces for trace_plot must be (T,), (N, T) or (N, C, T), got {values.shape}"
-        )
-    num, channels, length = values.shape
-    times = np.arange(length) if t is None else to_numpy(t).reshape(-1)
-    if times.shape[0] != length:
-        raise ValueError(f"trace_plot got {times.shape[0]} times for traces of length {length}")
-    if labels is not None and len(labels) != num:
-        raise ValueError(f"trace_plot got {len(labels)} labels for {num} traces")
-    if channel_labels is not None and len(channel_labels) != channels:
-        raise ValueError(
-            f"trace_plot got {len(channel_labels)} channel_labels for {channels} channels"
-        )
-    if stacked and channels > 1:
-        raise ValueError("trace_plot stacks (N, T) traces only; (N, C, T) gets a panel per channel")
+    times, values = _checked_traces(t, traces, labels, channel_labels, stacked)
+    num, channels, _ = values.shape
     colors = list(colors) if colors is not None else [PALETTE[i % len(PALETTE)] for i in range(num)]
     panels = num if stacked else channels
 
     with style():
-        if ax is not None:
-            if panels != 1:
-                raise ValueError("trace_plot takes ax only for one panel of (N, T) traces")
-            axes = [ax]
-            fig = root_figure(ax.figure)
-        else:
-            if fig is None:
-                height = min(1.6 * panels + 1.0, 12.0) if panels > 1 else 3.2
-                fig = plt.figure(figsize=(6.5, height), layout="constrained")
-            axes = list(fig.subplots(panels, 1, sharex=True, squeeze=False).ravel())
+        fig, axes = _panels(panels, fig, ax)
         for n in range(num):
             for c in range(channels):
                 target = axes[n] if stacked else axes[c]
@@ -118,3 +90,47 @@ def trace_plot(
             else:
                 axes[0].legend(loc="upper right")
     return root_figure(fig)
+
+
+def _checked_traces(
+    t, traces, labels, channel_labels, stacked: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The times (T,) and traces (N, C, T) of :func:`trace_plot`, checked against the labels.
+
+    Raises:
+        ValueError: when the shapes of ``t`` and ``traces`` or the numbers of labels disagree.
+    """
+    values = to_numpy(traces)
+    if values.ndim == 1:
+        values = values[None, None, :]
+    elif values.ndim == 2:
+        values = values[:, None, :]
+    if values.ndim != 3:
+        raise ValueError(
+            f"traces for trace_plot must be (T,), (N, T) or (N, C, T), got {values.shape}"
+        )
+    num, channels, length = values.shape
+    times = np.arange(length) if t is None else to_numpy(t).reshape(-1)
+    if times.shape[0] != length:
+        raise ValueError(f"trace_plot got {times.shape[0]} times for traces of length {length}")
+    if labels is not None and len(labels) != num:
+        raise ValueError(f"trace_plot got {len(labels)} labels for {num} traces")
+    if channel_labels is not None and len(channel_labels) != channels:
+        raise ValueError(
+            f"trace_plot got {len(channel_labels)} channel_labels for {channels} channels"
+        )
+    if stacked and channels > 1:
+        raise ValueError("trace_plot stacks (N, T) traces only; (N, C, T) gets a panel per channel")
+    return times, values
+
+
+def _panels(panels: int, fig: Figure | None, ax) -> tuple[Figure, list]:
+    """The figure and its ``panels`` axes stacked over a shared time axis (or the one ``ax``)."""
+    if ax is not None:
+        if panels != 1:
+            raise ValueError("trace_plot takes ax only for one panel of (N, T) traces")
+        return root_figure(ax.figure), [ax]
+    if fig is None:
+        height = min(1.6 * panels + 1.0, 12.0) if panels > 1 else 3.2
+        fig = plt.figure(figsize=(6.5, height), layout="constrained")
+    return fig, list(fig.subplots(panels, 1, sharex=True, squeeze=False).ravel())

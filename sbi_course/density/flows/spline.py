@@ -51,6 +51,30 @@ def _knots(unnormalized: Tensor, tail_bound: float) -> Tensor:
     return F.pad(torch.cumsum(sizes, dim=-1), (1, 0)) * (2 * tail_bound) - tail_bound
 
 
+def _bin_ends(
+    value: Tensor, knots: Tensor, derivatives: Tensor, inverse: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Input knots, output knots and derivatives at both ends of the bin each value falls in.
+
+    Args:
+        value: values inside [-B, B], shape (...,): inputs, or outputs when ``inverse``.
+        knots: input and output knot positions, shape (..., 2, K+1).
+        derivatives: derivatives at the knots, shape (..., K+1).
+        inverse: look the bin up by its output interval instead of its input interval.
+
+    Returns:
+        ``(x_k, y_k, d_k)``, each of shape (..., 2): at the bin's start and end.
+    """
+    value = value.unsqueeze(-1)
+    search = knots[..., 1 if inverse else 0, 1:-1]
+    k = (value >= search).sum(dim=-1, keepdim=True)  # bin index in 0..K-1
+    # One gather for the knots and derivatives at both ends of each element's bin.
+    table = torch.cat([knots, derivatives.unsqueeze(-2)], dim=-2)  # (..., 3, K+1)
+    index = torch.cat([k, k + 1], dim=-1).unsqueeze(-2).expand(*table.shape[:-1], 2)
+    ends = table.gather(-1, index)  # (..., 3, 2)
+    return ends.unbind(dim=-2)
+
+
 def rational_quadratic_spline(
     inputs: Tensor,
     unnormalized_widths: Tensor,
@@ -84,20 +108,12 @@ def rational_quadratic_spline(
     inside = (inputs > -tail_bound) & (inputs < tail_bound)
     # Evaluate the spline on clamped values everywhere (no data-dependent indexing, which is
     # slow), then use the identity outside the interval; the clamp keeps every branch finite.
-    value = inputs.clamp(-tail_bound, tail_bound).unsqueeze(-1)
-    search = knots[..., 1 if inverse else 0, 1:-1]
-    k = (value >= search).sum(dim=-1, keepdim=True)  # bin index in 0..K-1
-
-    # One gather for the knots and derivatives at both ends of each element's bin.
-    table = torch.cat([knots, derivatives.unsqueeze(-2)], dim=-2)  # (..., 3, K+1)
-    index = torch.cat([k, k + 1], dim=-1).unsqueeze(-2).expand(*table.shape[:-1], 2)
-    ends = table.gather(-1, index)  # (..., 3, 2)
-    x_k, y_k, d_k = ends.unbind(dim=-2)  # each (..., 2): at the bin start and end
+    value = inputs.clamp(-tail_bound, tail_bound)
+    x_k, y_k, d_k = _bin_ends(value, knots, derivatives, inverse)
     w, h = x_k[..., 1] - x_k[..., 0], y_k[..., 1] - y_k[..., 0]
     d0, d1 = d_k[..., 0], d_k[..., 1]
     s = h / w
     curvature = d1 + d0 - 2 * s
-    value = value.squeeze(-1)
 
     if inverse:
         dy = value - y_k[..., 0]
