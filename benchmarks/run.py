@@ -4,12 +4,14 @@
 every task, simulation budget and observation it runs each algorithm (the course's REJ-ABC,
 SMC-ABC, NPE, NLE, NRE and the ``sbi`` library's NPE, NLE, NRE; see
 :mod:`benchmarks.algorithms`), draws 10,000 posterior samples and scores them against
-sbibm's 10,000 reference samples with a C2ST (sbibm's recipe by default). It also times every
-simulator (:mod:`benchmarks.throughput`) and writes
+sbibm's 10,000 reference samples with a C2ST: the package's fast one for every row and
+sbibm's recipe as well on a stated subset (``--sbibm-observations``, ``--sbibm-algorithms``),
+or sbibm's recipe everywhere with ``--full``. It also times every simulator
+(:mod:`benchmarks.throughput`) and writes
 
-* ``<out>/accuracy.csv``: one row per task, budget, observation and algorithm, appended as
-  soon as it is finished, so a run that is cut off keeps its results; a new run with the
-  same ``--out`` skips the rows that are done (``--fresh`` starts over);
+* ``<out>/accuracy.csv``: one row per task, budget, observation, algorithm and C2ST mode,
+  appended as soon as it is finished, so a run that is cut off keeps its results; a new run
+  with the same ``--out`` skips the rows that are done (``--fresh`` starts over);
 * ``<out>/throughput.csv`` and ``<out>/meta.json`` (date, machine, versions, command);
 * the report (:mod:`benchmarks.report`), by default ``benchmarks/RESULTS.md``.
 
@@ -18,8 +20,8 @@ Examples (from the repository root)::
     make bench                                    # the default configuration (see README)
     make bench BENCH_ARGS="--quick"               # a smoke test of a few minutes
     make bench BENCH_ARGS="--tasks two_moons --budgets 1000 --observations 1 --c2st fast"
-    make bench BENCH_ARGS="--observations 1 2 3 4 5 6 7 8 9 10 --budgets 1000 10000 100000 \\
-        --algorithms all"                         # the full benchmark (many hours)
+    make bench BENCH_ARGS="--full"                # the default's cells, all in sbibm mode
+    make bench BENCH_ARGS="--full --budgets 1000 10000 100000 --algorithms all"  # paper-sized
 """
 
 from __future__ import annotations
