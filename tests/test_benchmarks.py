@@ -122,6 +122,7 @@ def test_tiny_benchmark_writes_resumable_results(sbibm_dir, tmp_path, capsys):
         "--observations", "1",
         "--algorithms", "ours", "sbi_npe",
         "--c2st", "fast",
+        "--sbibm-observations",  # none: no sbibm-mode subset (tens of CPU seconds each)
         "--num-samples", "300",
         "--max-epochs", "2",
         "--jobs", "1",
