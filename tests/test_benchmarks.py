@@ -122,6 +122,7 @@ def test_tiny_benchmark_writes_resumable_results(sbibm_dir, tmp_path, capsys):
         "--observations", "1",
         "--algorithms", "ours", "sbi_npe",
         "--c2st", "fast",
+        "--sbibm-observations",  # none: no sbibm-mode subset (tens of CPU seconds each)
         "--num-samples", "300",
         "--max-epochs", "2",
         "--jobs", "1",
@@ -210,3 +211,137 @@ def test_sbi_mcmc_methods_are_reproducible(name):
     first = samples()
     torch.manual_seed(123)  # whatever the global state was before ...
     assert torch.equal(first, samples())  # ... the same samples
+
+
+# --- ten observations, the two C2ST modes and the report (mocked algorithms and C2ST) -----
+
+
+def test_default_full_and_quick_configurations(sbibm_dir):
+    base = ["--sbibm-dir", str(sbibm_dir)]
+    default = run.parse_args(base)
+    assert default.observations == list(range(1, 11)) and default.c2st == "fast"
+    # The subset scored in both modes: observation 1 of the course's neural methods and sbi's NPE.
+    assert run.c2st_modes(default, "npe", 1) == ["fast", "sbibm"]
+    assert run.c2st_modes(default, "npe", 2) == ["fast"]
+    assert run.c2st_modes(default, "rej_abc", 1) == ["fast"]
+    planned = run.planned_rows(default)
+    assert len(planned) == len(set(planned))
+    sbibm_rows = [key for key in planned if key[4] == "sbibm"]
+    assert len(sbibm_rows) == 7 * 2 * 4  # tasks x budgets x (npe, nle, nre, sbi_npe)
+    assert {key[2] for key in sbibm_rows} == {1}
+
+    full = run.parse_args([*base, "--full"])
+    assert full.c2st == "sbibm" and full.observations == list(range(1, 11))
+    assert all(key[4] == "sbibm" for key in run.planned_rows(full))
+    assert len(run.planned_rows(full)) == len(planned) - len(sbibm_rows)
+
+    quick = run.parse_args([*base, "--quick"])
+    assert quick.observations == [1] and run.c2st_modes(quick, "npe", 1) == ["fast"]
+    for bad in (["--quick", "--full"], ["--sbibm-observations", "0"]):
+        with pytest.raises(SystemExit):
+            run.parse_args([*base, *bad])
+
+
+def _counting_runner(calls):
+    """A stand-in amortised method: 'trains' once per call, then samples the prior."""
+    from benchmarks.algorithms import ObservationResult
+
+    def runner(task, setup, observations):
+        calls.append(len(observations))
+        for i, _ in enumerate(observations):
+            g = torch.Generator().manual_seed(setup.seed + i)
+            samples = task.prior.sample((setup.num_samples,), generator=g)
+            yield ObservationResult(samples, train_cpu=2.0, sample_cpu=0.5)
+
+    return runner
+
+
+def _mock_score(reference, samples, mode):
+    """A stand-in C2ST: 0.6 in fast mode, 0.55 in sbibm mode (CPU 0)."""
+    return (0.6 if mode == "fast" else 0.55), 0.0
+
+
+def test_observations_are_scored_in_both_modes_and_resumed(sbibm_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    calls = []
+    fake = dataclasses.replace(ALGORITHMS["npe"], run=_counting_runner(calls))
+    monkeypatch.setitem(ALGORITHMS, "npe", fake)
+    monkeypatch.setattr(run, "score", _mock_score)
+    out = tmp_path / "bench"
+    argv = [
+        "--tasks", "two_moons", "--budgets", "200", "--observations", "1", "2", "3",
+        "--algorithms", "npe", "--sbibm-observations", "2", "--sbibm-algorithms", "npe",
+        "--num-samples", "50", "--jobs", "1", "--skip-throughput",
+        "--sbibm-dir", str(sbibm_dir), "--out", str(out),
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    assert calls == [3]  # trained once, sampled for three observations
+    rows = _read(out / "accuracy.csv")
+    keys = sorted((r["num_observation"], r["c2st_mode"], r["c2st"]) for r in rows)
+    assert keys == [("1", "fast", "0.6"), ("2", "fast", "0.6"), ("2", "sbibm", "0.55"),
+                    ("3", "fast", "0.6")]  # fmt: skip
+
+    # Only the missing (observation, mode) is redone: drop the sbibm row and run again.
+    with open(out / "accuracy.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=run.FIELDS)
+        writer.writeheader()
+        writer.writerows([r for r in rows if r["c2st_mode"] == "fast"])
+    assert run.main(argv) == 0
+    assert calls == [3, 1]
+    assert len(_read(out / "accuracy.csv")) == 4
+
+    text = (out / "RESULTS.md").read_text()
+    assert "- C2ST: fast mode" in text  # the mode with the most rows fills the tables
+    paper = report.load_paper(sbibm_dir / "_results" / "main_paper.csv")
+    assert "| NPE (NSF) | 0.600 ± 0.000 [3] |" in text
+    assert "## How the fast C2ST agrees with sbibm's recipe" in text
+    assert "| 2 | two_moons | 1 | +0.050 | 0.050 |" in text
+    assert (out / report.FIGURE_NAME).stat().st_size > 10_000
+    assert f"![C2ST against simulation budget]({report.FIGURE_NAME})" in text
+    assert paper  # (the paper has no 200-simulation cell: nothing is judged)
+    assert "## Summary" not in text
+
+
+def _row(task, budget, n, algorithm, c2st, mode="fast", library="sbi_course", paper="NPE"):
+    return {
+        "task": task, "num_simulations": budget, "num_observation": n, "algorithm": algorithm,
+        "library": library, "paper_algorithm": paper, "c2st": c2st, "c2st_mode": mode,
+        "train_cpu_s": 1.0, "sample_cpu_s": 0.0, "error": "",
+    }  # fmt: skip
+
+
+def test_report_summary_means_and_agreement(tmp_path):
+    paper_csv = tmp_path / "main_paper.csv"
+    with open(paper_csv, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["task", "num_simulations", "num_observation", "algorithm", "C2ST"])
+        for n, value in ((1, 0.70), (2, 0.80), (3, 0.90)):
+            writer.writerow(["two_moons", "10³", n, "NPE", value])
+            writer.writerow(["gaussian_linear", "10³", n, "NPE", 0.60])
+    rows = []
+    for n, ours, theirs in ((1, 0.70, 0.95), (2, 0.75, 0.90), (3, 0.80, 0.85)):
+        rows.append(_row("two_moons", 1000, n, "npe", ours))  # mean 0.75 <= paper's 0.80: met
+        rows.append(_row("gaussian_linear", 1000, n, "npe", 0.65))  # 0.65 > 0.60: missed
+        rows.append(_row("two_moons", 1000, n, "sbi_npe", theirs, library="sbi"))
+    rows.append(_row("two_moons", 1000, 1, "npe", 0.68, mode="sbibm"))  # fast - sbibm = +0.02
+    rows.append(_row("gaussian_linear", 1000, 1, "npe", 0.55, mode="sbibm"))  # +0.10
+    out = tmp_path / "results"
+    out.mkdir()
+    for row in rows:
+        run.append_row(out / "accuracy.csv", row, run.FIELDS)
+
+    found = report.agreement(out / "accuracy.csv")
+    assert found[2]["pairs"] == 1 and found[2]["mean"] == pytest.approx(0.02)
+    assert found[10]["largest"] == pytest.approx(0.10) and found[10]["tasks"] == ["gaussian_linear"]
+
+    text = report.write_report(out, out / "RESULTS.md", paper_csv)
+    # Ours and the paper's, mean ± sd over the same three observations (sd of 0.7, 0.75, 0.8).
+    assert "| **0.750 ± 0.050** [3] | 0.800 ± 0.100 (0.800) |" in text
+    assert "| 0.650 ± 0.000 [3] | 0.600 ± 0.000 (0.600) |" in text
+    summary = text[text.index("## Summary") : text.index("## Accuracy")]
+    assert "| accuracy (at most the paper's C2ST) | NPE (NSF) | 1 | 2 |  |" in summary
+    assert "| speed (3x sbi's NPE at equal C2ST) | NPE (NSF) | 0 | 1 |  |" in summary
+    assert "| 10 | gaussian_linear | 1 | +0.100 | 0.100 |" in text
+    assert text.index("## Summary") < text.index("## Accuracy") < text.index("agrees with sbibm")
+    assert (out / report.FIGURE_NAME).is_file()
