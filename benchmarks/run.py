@@ -255,8 +255,9 @@ def score(reference: torch.Tensor, samples: torch.Tensor, mode: str) -> tuple[fl
     """C2ST of ``samples`` against ``reference`` and the CPU seconds it took."""
     from sbi_course.diagnostics import c2st
 
+    # quick_sklearn: the same numbers as plain scikit-learn (tested), about a quarter quicker.
     with Timer() as timer:
-        value = c2st(reference, samples, mode=mode)
+        value = c2st(reference, samples, mode=mode, quick_sklearn=mode == "sbibm")
     return value, timer.cpu
 
 
