@@ -52,10 +52,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 exercises: $(STAMP)
-	$(BIN)/python -m sbi_course.grading generate
+	$(BIN)/python -m tools.grading generate
 
 grade-demo: $(STAMP)
-	$(BIN)/python -m sbi_course.grading demo
+	$(BIN)/python -m tools.grading demo
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from sbi_course.grading.course import (
+from tools.grading.course import (
     _api,
     _check_result,
     _copy_course,
@@ -20,8 +20,8 @@ from sbi_course.grading.course import (
     _source_notebooks,
     load_config,
 )
-from sbi_course.grading.notebooks import AnswerGroup, _meta, answer_groups
-from sbi_course.grading.synthetic import SyntheticStudent, synthetic_students
+from tools.grading.notebooks import AnswerGroup, _meta, answer_groups
+from tools.grading.synthetic import SyntheticStudent, synthetic_students
 
 __all__ = ["CellTimeouts", "GradingRun", "grade_synthetic"]
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sbi_course.grading generate|check|demo [ASSIGNMENT ...]``."""
+"""Command line: ``python -m tools.grading generate|check|demo [ASSIGNMENT ...]``."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import math
 import tempfile
 from pathlib import Path
 
-import sbi_course.grading as grading
-from sbi_course.grading.autograde import grade_synthetic
-from sbi_course.grading.course import (
+import tools.grading as grading
+from tools.grading.autograde import grade_synthetic
+from tools.grading.course import (
     _source_notebooks,
     assignments,
     find_course_root,
     generate,
     stale_exercises,
 )
-from sbi_course.grading.notebooks import check_source, manual_cells
+from tools.grading.notebooks import check_source, manual_cells
 
 __all__ = ["main"]
 
@@ -50,7 +50,7 @@ def _demo(root: Path, names: list[str], timeout: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sbi_course.grading", description=grading.__doc__.split("\n\n")[0]
+        prog="python -m tools.grading", description=grading.__doc__.split("\n\n")[0]
     )
     parser.add_argument("command", choices=["generate", "check", "demo"])
     parser.add_argument("assignments", nargs="*", help="assignment names (default: all)")
