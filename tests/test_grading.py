@@ -122,7 +122,9 @@ def graded(request, tmp_path_factory):
     """A temporary course with every synthetic student of one assignment autograded once."""
     assignment = request.param
     start = time.perf_counter()
-    run = GradingRun(ROOT, assignment, tmp_path_factory.mktemp(assignment), cell_timeout=TIMEOUT)
+    run = GradingRun(
+        ROOT, assignment, tmp_path_factory.mktemp(assignment), cell_timeout=TIMEOUT, workers=2
+    )
     students = {s.name: s for s in synthetic_students(run.sources, run.releases)}
     for student in students.values():
         run.submit(student)
