@@ -8,7 +8,7 @@ PORT ?= 8888
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh grade-demo clean
+.PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh grade grade-demo clean
 
 help:
 	@echo "make lab         start JupyterLab on the course (creates .venv on first use)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-browser  JupyterLab end-to-end tests in Chromium (apt-get install chromium)"
 	@echo "make lint        ruff check and format check"
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make grade ASSIGNMENT=02_abc WORKERS=2   autograde submitted/ in a sandbox, in parallel"
 	@echo "make grade-demo  autograde synthetic submissions and print a grade table"
 	@echo "make bench       run the benchmarks (see benchmarks/README.md)"
 
@@ -53,6 +54,11 @@ format: $(STAMP)
 
 exercises: $(STAMP)
 	$(BIN)/python -m tools.grading generate
+
+WORKERS ?= 2
+grade: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=02_abc [WORKERS=2]"; exit 2; }
+	$(BIN)/python -m tools.grading autograde $(ASSIGNMENT) --workers $(WORKERS)
 
 grade-demo: $(STAMP)
 	$(BIN)/python -m tools.grading demo

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -158,6 +159,9 @@ class SandboxedExecute(Execute):
         )
         self._done.add(cell_index)
         return result
+
+    # nbclient binds its synchronous ``execute_cell`` to the base class's coroutine
+    execute_cell = run_sync(async_execute_cell)
 
 
 _TAG = re.compile(r"<(?=[A-Za-z/!?])")

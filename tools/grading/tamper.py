@@ -21,6 +21,7 @@ bounds the damage such a student can do to the score of their own submission.
 
 from __future__ import annotations
 
+import ast
 import json
 
 __all__ = ["BASELINE", "CHECK", "RESULT", "parse"]
@@ -156,7 +157,7 @@ def parse(reply: dict) -> list[str]:
     if result.get("status") != "ok":
         return [f"the tamper check failed: {result.get('ename', 'error')} {result.get('evalue')}"]
     try:
-        found = json.loads(json.loads(result["data"]["text/plain"]))
+        found = json.loads(ast.literal_eval(result["data"]["text/plain"]))
     except (KeyError, ValueError, TypeError):
         return ["the tamper check's answer was unreadable"]
     if not isinstance(found, list) or not all(isinstance(f, str) for f in found):
