@@ -261,10 +261,12 @@ def autograde(
         _snapshot(root / "gradebook.db", run / "gradebook.db")
         normalised = run / "submitted"
         notes = {}
+        release = root / load_config(root).CourseDirectory.get("release_directory", "release")
+        blanks = {n: release / assignment / f"{n}.ipynb" for n in names}
         for student, _ in todo:
             folder = normalised / student / assignment
             notes[student] = normalise_submission(
-                submitted_root / student / assignment, folder, names
+                submitted_root / student / assignment, folder, names, blanks
             )
         config_text = (root / "nbgrader_config.py").read_text("utf-8")
         jobs = [
@@ -297,7 +299,9 @@ def autograde(
     return {s: results[s] for s in chosen}
 
 
-def normalise_submission(source: Path, target: Path, names: list[str]) -> list[str]:
+def normalise_submission(
+    source: Path, target: Path, names: list[str], blanks: dict[str, Path]
+) -> list[str]:
     from tools.grading.submissions import normalise
 
-    return normalise(source, target, names)
+    return normalise(source, target, names, blanks)

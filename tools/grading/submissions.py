@@ -71,13 +71,21 @@ def _repair_metadata(nb: dict, name: str, notes: list[str]) -> None:
         seen.add(meta["grade_id"])
 
 
-def normalise(source: str | Path, target: str | Path, notebooks: list[str]) -> list[str]:
+def normalise(
+    source: str | Path,
+    target: str | Path,
+    notebooks: list[str],
+    blanks: dict[str, Path] | None = None,
+) -> list[str]:
     """Copy a submission folder to ``target`` with honest mistakes repaired; returns notes.
 
     Args:
         source: ``submitted/<student>/<assignment>``.
         target: an empty or missing folder.
         notebooks: the assignment's notebook names (without ``.ipynb``).
+        blanks: notebook name -> the released notebook, graded (0 points) in place of a
+            missing, empty or unreadable one, so that the student gets a gradebook entry and
+            feedback rather than an error.
 
     Returns:
         One sentence per repair, for the feedback and the instructor's report.
@@ -103,9 +111,12 @@ def normalise(source: str | Path, target: str | Path, notebooks: list[str]) -> l
             notes.append(f"graded {path.name} as {name}.ipynb (renamed)")
         else:
             notes.append(f"no notebook {name}.ipynb in the submission ({len(found)} other files)")
-            continue
-        nb = _read(path, notes)
+            path = None
+        nb = _read(path, notes) if path is not None else None
         if nb is None:
+            if blanks and name in blanks and Path(blanks[name]).is_file():
+                shutil.copy(blanks[name], target / f"{name}.ipynb")
+                notes.append(f"{name}.ipynb was graded as the blank release (0 points)")
             continue
         _repair_metadata(nb, name, notes)
         (target / f"{name}.ipynb").write_text(json.dumps(nb), encoding="utf-8")

@@ -67,6 +67,10 @@ del _sbi_grading_baseline
 """
 
 CHECK = r"""
+_SBI_GRADING_VOLATILE = ("display", "get_ipython", "input", "raw_input", "getpass", "exit",
+                         "quit", "help", "copyright", "credits", "license", "_", "__", "___",
+                         "__IPYTHON__")
+
 def _sbi_grading_check():
     import json, sys
     state = sys.modules["_sbi_grading_state"].state
@@ -74,9 +78,11 @@ def _sbi_grading_check():
     found = []
     for name, (module, before) in state["modules"].items():
         now = {k: id(v) for k, v in list(vars(module).items())}
-        changed = sorted(k for k in before if now.get(k) != before[k] and not k.startswith("__"))
+        volatile = _SBI_GRADING_VOLATILE if name == "builtins" else ()
+        changed = sorted(k for k in before if now.get(k) != before[k]
+                         and not k.startswith("__") and k not in volatile)
         changed += sorted(k for k in now if k not in before and name == "builtins"
-                          and k not in ("display", "get_ipython", "_", "__", "___"))
+                          and k not in volatile and not k.startswith("_"))
         if changed:
             found.append(f"{name}: {', '.join(changed[:8])} changed")
         if sys.modules.get(name) is not module:
@@ -86,7 +92,9 @@ def _sbi_grading_check():
         changed = sorted(k for k in set(before) | set(now) if now.get(k) != before.get(k))
         if changed:
             found.append(f"{cls.__module__}.{cls.__name__}: {', '.join(changed[:8])} changed")
-    extra = sorted(k for k in set(vars(ip)) - state["shell_dict"] if hasattr(type(ip), k))
+    extra = sorted(k for k in set(vars(ip)) - state["shell_dict"]
+                   if callable(getattr(type(ip), k, None))
+                   and not isinstance(getattr(type(ip), k), type))
     if extra:
         found.append(f"IPython shell attributes set: {', '.join(extra[:8])}")
     shell_class = {k: id(v) for k, v in vars(type(ip)).items()}
@@ -111,8 +119,6 @@ def _sbi_grading_check():
         found.append("custom exception handler (set_custom_exc)")
     if sys.gettrace() is not None or sys.getprofile() is not None:
         found.append("a trace or profile function is set")
-    if id(sys.excepthook) != state["excepthook"]:
-        found.append("sys.excepthook replaced")
     main = sys.modules["__main__"].__dict__
     import sbi_course.grading as own
     if "assert_own_implementation" in main and (
