@@ -128,6 +128,20 @@ SLOW_ATTACKS = {
 }
 
 
+# Attacks placed before every answer's tests rather than after the set-up cell.
+BEFORE_TESTS = ("read_solutions",)
+
+
+def _code_cell(source: str) -> dict:
+    return {
+        "cell_type": "code",
+        "metadata": {},
+        "source": source,
+        "outputs": [],
+        "execution_count": None,
+    }
+
+
 def _release_copy(releases: dict) -> dict:
     return copy.deepcopy(releases)
 
@@ -139,11 +153,7 @@ def _insert_after_setup(nb: dict, sources: list[str]) -> None:
         (i + 1 for i, c in enumerate(cells) if c["cell_type"] == "code" and _meta(c).get("locked")),
         0,
     )
-    new = [
-        {"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
-        for s in sources
-    ]
-    cells[index:index] = new
+    cells[index:index] = [_code_cell(s) for s in sources]
 
 
 def attackers(
@@ -166,10 +176,18 @@ def attackers(
     everything = SPECIFIC_ATTACKS | GENERIC_ATTACKS
     names = list(everything) if names is None else names
     students = []
+    groups = [g for name, nb in sources.items() for g in answer_groups(nb, name)]
     for name in names:
         notebooks = _release_copy(releases)
         first = next(iter(notebooks))
-        _insert_after_setup(notebooks[first], [textwrap.dedent(everything[name]).strip()])
+        code = textwrap.dedent(everything[name]).strip()
+        if name in BEFORE_TESTS:  # after the (blank) answers, so that nothing redefines them
+            for group in groups:
+                cells = notebooks[group.notebook]["cells"]
+                index = cells.index(_cell(notebooks[group.notebook], group.test_ids[0]))
+                cells.insert(index, _code_cell(code))
+        else:
+            _insert_after_setup(notebooks[first], [code])
         students.append(SyntheticStudent(f"attack_{name}", f"attack: {name}", notebooks, 0.0))
     if slow_cells:
         notebooks = _release_copy(releases)

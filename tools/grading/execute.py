@@ -80,6 +80,7 @@ class SandboxedExecute(Execute):
         self._report = {"tampering": [], "kernel": None}
         self._done: set[int] = set()
         self._baseline = False
+        self._student_ran = False
         start = time.perf_counter()
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
@@ -158,6 +159,12 @@ class SandboxedExecute(Execute):
             cell, cell_index, execution_count=execution_count, store_history=store_history
         )
         self._done.add(cell_index)
+        if cell.cell_type == "code" and not meta.get("locked"):
+            self._student_ran = True
+        elif cell.cell_type == "code" and not meta.get("grade") and not self._student_ran:
+            # the instructor's set-up cell, before any student code: what its imports do to
+            # torch & co. (some wrap torch.manual_seed) is part of the baseline
+            await self._silent(tamper.BASELINE)
         return result
 
     # nbclient binds its synchronous ``execute_cell`` to the base class's coroutine
