@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
 .PHONY: help venv lab test test-fast test-browser lint format exercises bench bench-hh bench-scale \
-	grade-demo clean exams exam-pdf final-grade
+	grade grade-demo clean exams exam-pdf final-grade
 
 help:
 	@echo "make lab         start JupyterLab on the course (creates .venv on first use)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-browser  JupyterLab end-to-end tests in Chromium (apt-get install chromium)"
 	@echo "make lint        ruff check and format check"
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make grade ASSIGNMENT=02_abc WORKERS=2   autograde submitted/ in a sandbox, in parallel"
 	@echo "make grade-demo  autograde synthetic submissions and print a grade table"
 	@echo "make exams       rebuild the exams (exams/source, exams/exercises) from the question bank"
 	@echo "make exam-pdf EXAM=exam_week1 IDS='--student alice --variant 1'"
@@ -58,10 +59,15 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 exercises: $(STAMP)
-	$(BIN)/python -m sbi_course.grading generate
+	$(BIN)/python -m tools.grading generate
+
+WORKERS ?= 2
+grade: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=02_abc [WORKERS=2]"; exit 2; }
+	$(BIN)/python -m tools.grading autograde $(ASSIGNMENT) --workers $(WORKERS)
 
 grade-demo: $(STAMP)
-	$(BIN)/python -m sbi_course.grading demo
+	$(BIN)/python -m tools.grading demo
 
 EXAM ?= exam_week1
 IDS ?= --variant 1

@@ -115,11 +115,7 @@ sys.meta_path.insert(0, Block())
 import sbi_course
 
 assert "site-packages" in sbi_course.__file__, sbi_course.__file__
-names = [
-    m.name
-    for m in pkgutil.walk_packages(sbi_course.__path__, "sbi_course.")
-    if not m.name.startswith("sbi_course.grading")  # instructor tooling, moving to tools/
-]
+names = [m.name for m in pkgutil.walk_packages(sbi_course.__path__, "sbi_course.")]
 for name in names:
     importlib.import_module(name)
 from sbi_course.inference import NPE, NLE, NRE  # noqa: F401

@@ -351,8 +351,8 @@ def test_nbgrader_and_formgrader_see_the_exams_with_the_environment_switch(monke
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    from sbi_course.grading import load_config
     from tools.exams.course import exam_config
+    from tools.grading import load_config
 
     def api():
         config = load_config(ROOT)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from sbi_course.grading import (
+from sbi_course.grading import assert_own_implementation
+from tools.grading import (
     GradingRun,
-    assert_own_implementation,
     assignments,
     check_source,
     manual_cells,
@@ -81,10 +81,35 @@ def test_own_implementation_check_catches_the_reference():
 
         return smc.smc_abc(*args)
 
+    def name_from_strings(*args):
+        import importlib
+
+        return importlib.import_module("sbi_" + "course.abc").rejection_abc(*args)
+
+    def through_dunder_import(*args):
+        return __import__("sbi_course" + ".abc", fromlist=["x"]).rejection_abc(*args)
+
+    def through_default(*args, _ref=reference):
+        return _ref(*args)
+
+    class Wrapper:
+        def __call__(self, *args):
+            return reference(*args)
+
+    wrapped = Wrapper()
+
+    def through_instance(*args):
+        return wrapped(*args)
+
     assert_own_implementation(own, "sbi_course.abc")
-    for cheat in (through_alias, through_package, helper, local_import):
+    cheats = (through_alias, through_package, helper, local_import, name_from_strings)
+    cheats += (through_dunder_import, through_default, through_instance)
+    for cheat in cheats:
         with pytest.raises(AssertionError, match="write the algorithm yourself"):
             assert_own_implementation(cheat, "sbi_course.abc", "sbi")
+    for not_a_function in (Wrapper(), print, len):
+        with pytest.raises(AssertionError, match="expected a function"):
+            assert_own_implementation(not_a_function, "sbi_course.abc")
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,7 +122,9 @@ def graded(request, tmp_path_factory):
     """A temporary course with every synthetic student of one assignment autograded once."""
     assignment = request.param
     start = time.perf_counter()
-    run = GradingRun(ROOT, assignment, tmp_path_factory.mktemp(assignment), cell_timeout=TIMEOUT)
+    run = GradingRun(
+        ROOT, assignment, tmp_path_factory.mktemp(assignment), cell_timeout=TIMEOUT, workers=2
+    )
     students = {s.name: s for s in synthetic_students(run.sources, run.releases)}
     for student in students.values():
         run.submit(student)

@@ -9,7 +9,7 @@ of nbgrader's ``raise NotImplementedError()``. The mini-test is a plain notebook
 ``exams/exercises/minitest/minitest.ipynb``.
 
 nbgrader is used through its public API (:class:`nbgrader.apps.NbGraderAPI`); the course
-configuration is read by :func:`sbi_course.grading.load_config` (one import, below, to repoint
+configuration is read by :func:`tools.grading.load_config` (one import, below, to repoint
 when the grading helpers move).
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import nbformat
 
-from sbi_course.grading import load_config
 from tools.exams.bank import EXAMS, GRADED_EXAMS
 from tools.exams.notebook import exam_notebook, minitest_notebook
+from tools.grading import load_config
 
 __all__ = [
     "EXAM_RELEASE",

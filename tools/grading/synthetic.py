@@ -12,7 +12,7 @@ import copy
 import textwrap
 from dataclasses import dataclass, field
 
-from sbi_course.grading.notebooks import SOLUTION_MARKERS, _meta, _strip_markers, answer_groups
+from tools.grading.notebooks import SOLUTION_MARKERS, _meta, _strip_markers, answer_groups
 
 __all__ = ["FAILURE_MODES", "SyntheticStudent", "synthetic_students"]
 

@@ -5,9 +5,9 @@ The homework lives in ``solutions/<assignment>/`` as nbgrader *source* notebooks
 ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``. ``exercises/`` is what
 ``nbgrader generate_assignment`` makes of them, committed for students. Run from the course root::
 
-    python -m sbi_course.grading generate [ASSIGNMENT ...]  # check, then solutions/ -> exercises/
-    python -m sbi_course.grading check [ASSIGNMENT ...]     # exit 1 on a broken or stale assignment
-    python -m sbi_course.grading demo [ASSIGNMENT ...]      # autograde synthetic students
+    python -m tools.grading generate [ASSIGNMENT ...]  # check, then solutions/ -> exercises/
+    python -m tools.grading check [ASSIGNMENT ...]     # exit 1 on a broken or stale assignment
+    python -m tools.grading demo [ASSIGNMENT ...]      # autograde synthetic students
 
 ``generate`` also records the assignment in ``gradebook.db``, which ``nbgrader autograde`` needs.
 ``demo`` builds a throw-away course, submits synthetic students of different quality (all correct,
@@ -19,19 +19,20 @@ The conventions an assignment must follow (checked by :func:`check_source`) are 
 by the locked test cells that test it and nothing else; the points table in the introduction
 agrees with the cell metadata.
 
-Test cells may call :func:`assert_own_implementation` to stop an answer that merely calls the
-course package's reference implementation. Importing this package is cheap: nbgrader is only
+Test cells call :func:`sbi_course.grading.assert_own_implementation` (the one student-facing
+check, kept in the library because the notebooks import it) to stop an answer that merely calls
+the course package's reference implementation. Importing this package is cheap: nbgrader is only
 imported by the functions that need it.
 
-Modules: :mod:`~sbi_course.grading.notebooks` (answer groups and the rules for a source
-notebook), :mod:`~sbi_course.grading.course` (configuration, release, staleness),
-:mod:`~sbi_course.grading.synthetic` (synthetic students), :mod:`~sbi_course.grading.autograde`
-(a throw-away course that grades them), :mod:`~sbi_course.grading.own_code` and
-:mod:`~sbi_course.grading.cli`.
+Modules: :mod:`~tools.grading.notebooks` (answer groups and the rules for a source
+notebook), :mod:`~tools.grading.course` (configuration, release, staleness),
+:mod:`~tools.grading.synthetic` (synthetic students), :mod:`~tools.grading.autograde`
+(a throw-away course that grades them), :mod:`~sbi_course.grading` and
+:mod:`~tools.grading.cli`.
 """
 
-from sbi_course.grading.autograde import CellTimeouts, GradingRun, grade_synthetic
-from sbi_course.grading.course import (
+from tools.grading.autograde import CellTimeouts, GradingRun, grade_synthetic
+from tools.grading.course import (
     assignments,
     find_course_root,
     generate,
@@ -39,9 +40,8 @@ from sbi_course.grading.course import (
     normalised,
     stale_exercises,
 )
-from sbi_course.grading.notebooks import AnswerGroup, answer_groups, check_source, manual_cells
-from sbi_course.grading.own_code import assert_own_implementation
-from sbi_course.grading.synthetic import FAILURE_MODES, SyntheticStudent, synthetic_students
+from tools.grading.notebooks import AnswerGroup, answer_groups, check_source, manual_cells
+from tools.grading.synthetic import FAILURE_MODES, SyntheticStudent, synthetic_students
 
 __all__ = [
     "FAILURE_MODES",
@@ -50,7 +50,6 @@ __all__ = [
     "GradingRun",
     "SyntheticStudent",
     "answer_groups",
-    "assert_own_implementation",
     "assignments",
     "check_source",
     "find_course_root",

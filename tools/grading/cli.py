@@ -1,4 +1,4 @@
-"""Command line: ``python -m sbi_course.grading generate|check|demo [ASSIGNMENT ...]``."""
+"""Command line: ``python -m tools.grading generate|check|demo|autograde [ASSIGNMENT ...]``."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import math
 import tempfile
 from pathlib import Path
 
-import sbi_course.grading as grading
-from sbi_course.grading.autograde import grade_synthetic
-from sbi_course.grading.course import (
+import tools.grading as grading
+from tools.grading.autograde import grade_synthetic
+from tools.grading.course import (
     _source_notebooks,
     assignments,
     find_course_root,
     generate,
     stale_exercises,
 )
-from sbi_course.grading.notebooks import check_source, manual_cells
+from tools.grading.notebooks import check_source, manual_cells
 
 __all__ = ["main"]
 
@@ -50,12 +50,20 @@ def _demo(root: Path, names: list[str], timeout: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sbi_course.grading", description=grading.__doc__.split("\n\n")[0]
+        prog="python -m tools.grading", description=grading.__doc__.split("\n\n")[0]
     )
-    parser.add_argument("command", choices=["generate", "check", "demo"])
+    parser.add_argument("command", choices=["generate", "check", "demo", "autograde"])
     parser.add_argument("assignments", nargs="*", help="assignment names (default: all)")
     parser.add_argument("--root", default=None, help="course root (default: found from here)")
     parser.add_argument("--timeout", type=int, default=10, help="demo: seconds per student cell")
+    parser.add_argument("--workers", type=int, default=1, help="autograde: worker processes")
+    parser.add_argument("--force", action="store_true", help="autograde: regrade everyone")
+    parser.add_argument("--student", action="append", help="autograde: only this student")
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="autograde without bubblewrap (student code runs with your rights: unsafe)",
+    )
     args = parser.parse_args(argv)
     root = find_course_root(args.root)
     names = args.assignments or assignments(root)
@@ -74,4 +82,34 @@ def main(argv: list[str] | None = None) -> int:
         problems += [f"exercises/{n} is out of date: run `make exercises`" for n in stale]
         print("\n".join(problems) or f"{', '.join(names)}: ok")
         return 1 if problems else 0
+    if args.command == "autograde":
+        return _autograde(root, names, args)
     return _demo(root, names, args.timeout)
+
+
+def _autograde(root: Path, names: list[str], args) -> int:
+    from tools.grading.parallel import autograde
+
+    failures = 0
+    for name in names:
+        results = autograde(
+            root,
+            name,
+            workers=args.workers,
+            force=args.force,
+            students=args.student,
+            sandbox="none" if args.no_sandbox else None,
+        )
+        counts = {}
+        for result in results.values():
+            counts[result.status] = counts.get(result.status, 0) + 1
+        print(f"{name}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        for student, result in results.items():
+            if result.status == "error":
+                failures += 1
+                print(f"  ERROR {student}: {result.error.splitlines()[-1] if result.error else ''}")
+            for note in result.notes:
+                print(f"  NOTE {student}: {note}")
+            for item in result.tampering:
+                print(f"  TAMPERING {student} (before {item['cell']}): {'; '.join(item['found'])}")
+    return 1 if failures else 0

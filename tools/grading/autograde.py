@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from sbi_course.grading.course import (
+from tools.grading.course import (
     _api,
     _check_result,
     _copy_course,
@@ -20,8 +20,8 @@ from sbi_course.grading.course import (
     _source_notebooks,
     load_config,
 )
-from sbi_course.grading.notebooks import AnswerGroup, _meta, answer_groups
-from sbi_course.grading.synthetic import SyntheticStudent, synthetic_students
+from tools.grading.notebooks import AnswerGroup, _meta, answer_groups
+from tools.grading.synthetic import SyntheticStudent, synthetic_students
 
 __all__ = ["CellTimeouts", "GradingRun", "grade_synthetic"]
 
@@ -67,14 +67,29 @@ class GradingRun:
         cell_timeout: seconds per student cell (``None``: the course's configuration).
     """
 
-    def __init__(self, root: str | Path, assignment: str, directory: str | Path, cell_timeout=None):
+    def __init__(
+        self,
+        root: str | Path,
+        assignment: str,
+        directory: str | Path,
+        cell_timeout=None,
+        *,
+        workers: int = 1,
+        notebook_seconds: int | None = None,
+    ):
         self.root, self.assignment = Path(root).resolve(), assignment
+        self.workers = workers
         self.course = Path(directory).resolve()
         _copy_course(self.root, self.course, [assignment])
         overrides = {}
         if cell_timeout is not None:
             overrides["Execute__timeout_func"] = CellTimeouts(int(cell_timeout))
+        if notebook_seconds is not None:
+            overrides["SandboxedExecute__notebook_seconds"] = int(notebook_seconds)
+        self.overrides = overrides
         self.config = load_config(self.course, **overrides)
+        self.results: dict = {}
+        self.history: dict = {}
         with _nbgrader_environment():
             self.api = _api(self.config)
             _check_result(self.api.generate_assignment(assignment, force=True), "generate")
@@ -109,8 +124,19 @@ class GradingRun:
             nbformat.write(nbformat.from_dict(nb), folder / f"{name}.ipynb")
         (folder / "timestamp.txt").write_text("2024-01-01 12:00:00 UTC")
 
-    def autograde(self) -> dict:
-        """``nbgrader autograde`` for every submitted student at once; returns nbgrader's result.
+    def submit_files(self, student: str, files: dict[str, bytes]) -> None:
+        """Submit raw files (e.g. a renamed or re-encoded notebook) as ``student``."""
+        folder = self.submission_folder(student)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        (folder / "timestamp.txt").write_text("2024-01-01 12:00:00 UTC")
+
+    def autograde(self, force: bool = True, **kwargs) -> dict:
+        """Autograde every submitted student (:func:`tools.grading.parallel.autograde`).
+
+        Returns ``{"success": ..., "log": ...}`` like nbgrader's API; the per-student results
+        are in ``self.results``. ``kwargs`` go to :func:`~tools.grading.parallel.autograde`.
 
         Records the wall time in ``self.seconds``, the CPU time (kernels included) in
         ``self.cpu_seconds``, and whether grading changed ``submitted/`` in
@@ -118,12 +144,27 @@ class GradingRun:
         """
         before = _tree_hash(self.course / "submitted")
         start, cpu = time.perf_counter(), _cpu_seconds()
-        with _nbgrader_environment():
-            result = self.api.autograde(self.assignment, "*", force=True, create=True)
+        from tools.grading.parallel import autograde
+
+        kwargs.setdefault("workers", self.workers)
+        kwargs.setdefault("progress", False)
+        self.results = autograde(
+            self.course, self.assignment, force=force, overrides=self.overrides, **kwargs
+        )
+        for name, outcome in self.results.items():
+            if outcome.status != "skipped":
+                self.history[name] = outcome
+        errors = {s: r.error for s, r in self.results.items() if r.status == "error"}
+        result = {"success": not errors, "log": "\n".join(f"{s}: {e}" for s, e in errors.items())}
         self.seconds = time.perf_counter() - start
         self.cpu_seconds = _cpu_seconds() - cpu
         self.submissions_unchanged = _tree_hash(self.course / "submitted") == before
         return result
+
+    def results_of(self, student: str):
+        """The :class:`~tools.grading.parallel.StudentResult` of the run that graded
+        ``student`` last (runs that skipped the student do not count)."""
+        return self.history[student]
 
     def feedback(self, student: str) -> list[Path]:
         """Generate feedback pages for ``student``; returns the HTML files."""

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sbi_course.grading.notebooks import check_source
+from tools.grading.notebooks import check_source
 
 __all__ = [
     "assignments",
@@ -32,7 +32,7 @@ def find_course_root(start: str | Path | None = None) -> Path:
     Falls back to the repository that contains this package.
     """
     candidates = [Path(start or Path.cwd()).resolve()]
-    candidates += list(candidates[0].parents) + [Path(__file__).resolve().parents[1]]
+    candidates += list(candidates[0].parents) + [Path(__file__).resolve().parents[2]]
     for folder in candidates:
         if (folder / "nbgrader_config.py").is_file() and (folder / "solutions").is_dir():
             return folder
