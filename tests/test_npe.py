@@ -174,3 +174,28 @@ def test_auto_batch_size_scales_with_the_budget():
     assert TRAINING_DEFAULTS["batch_size"] == "auto"
     sizes = [auto_batch_size(n) for n in (100, 1000, 2000, 10_000, 1_000_000)]
     assert sizes == [64, 128, 256, 512, 512]
+
+
+@pytest.mark.parametrize("share", ["all", "some"])
+def test_training_parameters_outside_the_prior_are_reported(share, generator):
+    # theta drawn from another box (other units): NPE used to train on it silently.
+    prior = BoxUniform(-torch.ones(2), torch.ones(2))
+    theta = 5 + torch.rand(40, 2, generator=generator)
+    if share == "some":
+        theta[:30] = prior.sample((30,), generator=generator)
+    x = theta + 0.1 * torch.randn(40, 2, generator=generator)
+    npe = NPE(prior, density_estimator="gaussian")
+    expected = "all 40" if share == "all" else "10 of 40"
+    with pytest.warns(UserWarning, match=f"{expected} training parameters lie outside"):
+        npe.train(theta, x, generator=generator, max_num_epochs=1)
+
+
+def test_training_parameters_inside_the_prior_give_no_warning(generator):
+    prior = BoxUniform(-torch.ones(2), torch.ones(2))
+    theta = prior.sample((40,), generator=generator)
+    x = theta + 0.1 * torch.randn(40, 2, generator=generator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        NPE(prior, density_estimator="gaussian").train(
+            theta, x, generator=generator, max_num_epochs=1
+        )

@@ -427,3 +427,10 @@ def test_sbibm_gaussian_linear_references_have_the_closed_form_moments(sbibm_dir
         se = math.sqrt(0.05 / 10_000)
         assert torch.allclose(ref.mean(0), obs.x_o.double() / 2, atol=5 * se)
         assert torch.allclose(ref.var(0), torch.full((10,), 0.05, dtype=torch.float64), atol=0.004)
+
+
+def test_two_moons_sampler_fails_fast_on_an_impossible_observation():
+    # Before: the sampler ran to max_proposals (here 10^9, minutes) before giving up; now the
+    # acceptance of the first 10^5 proposals is enough to refuse, naming the projection.
+    with pytest.raises(ValueError, match="would need about inf proposals"):
+        module("two_moons").sample_posterior(torch.tensor([5.0, 5.0]), 10, max_proposals=10**9)

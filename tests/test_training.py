@@ -178,6 +178,7 @@ def test_drop_invalid_is_silent_without_invalid_rows():
         (torch.randn(5), torch.randn(5, 2), r"reshape\(-1, 1\)"),
         (torch.randn(5, 2, 1), torch.randn(5, 2), "shape"),
         (torch.full((3, 2), math.nan), torch.randn(3, 2), "no valid simulations"),
+        (torch.zeros(0, 2), torch.zeros(0, 2), "no simulations: theta and x have 0 rows"),
     ],
 )
 def test_drop_invalid_errors(theta, x, message):

@@ -8,6 +8,8 @@ method's own module shows its loss and its posterior.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution
@@ -16,6 +18,7 @@ from sbi_course._validation import check_generator
 from sbi_course.density import ConditionalDensityEstimator, build_estimator
 from sbi_course.inference.invalid import drop_invalid
 from sbi_course.inference.training import TrainingHistory, seeded_init, train
+from sbi_course.priors import _support_mask
 
 __all__ = ["NeuralInference", "DensityInference"]
 
@@ -106,6 +109,16 @@ class NeuralInference:
             raise ValueError(
                 f"theta must have shape (N, {self.theta_dim}) to match the prior, "
                 f"got {tuple(theta.shape)}"
+            )
+        outside = int((~_support_mask(self.prior, theta)).sum())
+        if outside:
+            everything = "all" if outside == theta.shape[0] else f"{outside} of"
+            warnings.warn(
+                f"{self.name}.train: {everything} {theta.shape[0]} training parameters lie "
+                f"outside the prior's support; were they drawn from another prior (other units, "
+                f"another box)? The posterior is restricted to the prior, so such rows teach the "
+                f"network regions it may never sample",
+                stacklevel=3,
             )
         return theta, x
 

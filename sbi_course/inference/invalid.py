@@ -52,6 +52,8 @@ def drop_invalid(theta: Tensor, x: Tensor, owner: str) -> tuple[Tensor, Tensor]:
             f"theta and x for {owner} must have the same number of rows, got "
             f"{theta.shape[0]} and {x.shape[0]}"
         )
+    if theta.shape[0] == 0:
+        raise ValueError(f"{owner} got no simulations: theta and x have 0 rows")
     valid = torch.isfinite(theta).all(dim=1) & torch.isfinite(x).all(dim=1)
     num_invalid = int((~valid).sum())
     if num_invalid == theta.shape[0]:

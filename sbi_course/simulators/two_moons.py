@@ -210,7 +210,32 @@ def sample_posterior(
         accepted.append(theta[keep])
         num_accepted += int(keep.sum())
         num_proposed += batch
+        _check_projected_budget(num_samples, num_accepted, num_proposed, max_proposals, x_o)
     return torch.cat(accepted)[:num_samples]
+
+
+def _check_projected_budget(
+    num_samples: int, num_accepted: int, num_proposed: int, max_proposals: int, x_o: Tensor
+) -> None:
+    """Fail at once, not after ``max_proposals``, when the acceptance so far is far too low.
+
+    The projection uses the acceptance rate seen so far; a factor 2 of slack leaves the borderline
+    cases to the plain ``max_proposals`` check of the loop.
+    """
+    if num_accepted >= num_samples:
+        return
+    if num_accepted == 0:
+        if num_proposed < min(100_000, max_proposals):
+            return  # too few proposals to tell a rare x_o from an impossible one
+        needed = math.inf
+    else:
+        needed = num_proposed * num_samples / num_accepted
+    if needed > 2 * max_proposals:
+        raise ValueError(
+            f"x_o = {x_o.tolist()} is (nearly) impossible under {_NAME}: {num_accepted} of "
+            f"{num_proposed} proposals were inside the prior, so {num_samples} samples would "
+            f"need about {needed:.3g} proposals, more than max_proposals = {max_proposals}"
+        )
 
 
 spec = SimulatorSpec(
