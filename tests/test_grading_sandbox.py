@@ -48,17 +48,22 @@ def test_the_kernel_sees_no_course_no_network_and_is_nobody():
     out = _run(
         [
             "import os, pathlib, socket",
-            f"print(pathlib.Path({str(ROOT)!r}).exists(), sorted(os.listdir('.')))",
+            # The course's files are invisible (its folder may exist, empty, as the parent of a
+            # virtual environment that lives inside the course folder, as in CI).
+            f"root = pathlib.Path({str(ROOT)!r})\n"
+            "print([p.name for p in (root / 'solutions', root / 'nbgrader_config.py', "
+            "root / 'sbi_course') if p.exists()], sorted(os.listdir('.')))",
             "print(os.getuid(), os.getcwd())",
-            "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
-            "except OSError as e:\n    print('no network', type(e).__name__)",
+            # No network: the only interface in the sandbox's namespace is an unconfigured
+            # loopback (no packet is sent anywhere to check this).
+            "print('no network', [name for _, name in socket.if_nameindex()])",
             "try:\n    open('/usr/evil', 'w')\nexcept OSError as e:\n    print('read-only')",
             "import sbi_course.grading; print('library ok')",
         ]
     )
-    assert out[1].strip() == "False ['data.txt']"
+    assert out[1].strip() == "[] ['data.txt']"
     assert out[2].strip() == "65534 /submission"
-    assert out[3].startswith("no network")
+    assert out[3].strip() == "no network ['lo']"
     assert out[4].strip() == "read-only"
     assert out[5].strip() == "library ok"
 

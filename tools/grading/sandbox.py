@@ -139,8 +139,10 @@ def sandbox_command(
             env[name] = os.environ[name]
     bwrap = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
     bwrap += ["--uid", "65534", "--gid", "65534", "--hostname", "grading"]
-    bwrap += _binds()
+    # /tmp first: the environment itself may live under /tmp (a CI clone), and a later tmpfs
+    # would hide it.
     bwrap += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    bwrap += _binds()
     bwrap += ["--ro-bind", _library_folder(), f"{LIBRARY}/sbi_course"]
     bwrap += ["--bind", str(scratch), SCRATCH, "--bind", str(sockets), str(sockets)]
     bwrap += ["--chdir", SCRATCH]
