@@ -395,6 +395,10 @@ def test_pdf_has_the_questions_and_the_key_of_the_id(tmp_path):
     _need("pdftotext")
     exam = EXAMS["exam_week3"]
     pdf = render_pdf(exam_html(exam, "alice", key=True), tmp_path / "key.pdf")
+    # Kept for a person to look at: test-artifacts/exams/exam_week3_alice_key.pdf
+    artifacts = Path(__file__).resolve().parents[1] / "test-artifacts" / "exams"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pdf, artifacts / "exam_week3_alice_key.pdf")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     text = " ".join(text.split())
     assert "alice" in text and "Answer key" in text
